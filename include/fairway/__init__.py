@@ -1,0 +1,1 @@
+"""Fairway: fair, documented, approved credit-risk models."""
