@@ -376,3 +376,8 @@ def month_str(value: Any) -> str:
     if not _MONTH.match(month):
         raise ValueError(f"'{value}' is not a month (YYYY-MM)")
     return month
+
+
+def resolve(usecase: UseCase | str | None) -> UseCase:
+    """A use case from a loaded config, a name, a path or None (the current one): what tasks pass is a name."""
+    return usecase if isinstance(usecase, UseCase) else load_usecase(usecase)

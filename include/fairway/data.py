@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fairway.config import Paths, UseCase, month_str, paths
+from fairway.config import Paths, UseCase, month_str, paths, resolve
 
 log = logging.getLogger(__name__)
 
@@ -385,8 +385,9 @@ def read_month(uc: UseCase, month: str, out: Paths | None = None) -> tuple[pd.Da
     return snapshot, labels
 
 
-def validate_month(uc: UseCase, month: str, out: Paths | None = None) -> ValidatedMonth:
+def validate_month(usecase: UseCase | str | None, month: str, out: Paths | None = None) -> ValidatedMonth:
     """Read and check a month's raw files; raise SnapshotValidationError listing every problem found."""
+    uc = resolve(usecase)
     month = month_str(month)
     snapshot, labels = read_month(uc, month, out)
     key, ts = uc.entity.join_key, uc.event_timestamp
@@ -422,3 +423,8 @@ def available_months(uc: UseCase, out: Paths | None = None) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / SNAPSHOT_FILE).is_file())
+
+
+def validate_month_summary(usecase: UseCase | str | None, month: str) -> dict[str, int | str]:
+    """validate_month for a task: row counts when the month is valid, SnapshotValidationError otherwise."""
+    return validate_month(usecase, month).summary()

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from feast import FeatureStore
 
-from fairway.config import FEATURE_REPO_DIR, UseCase, month_str, paths
+from fairway.config import FEATURE_REPO_DIR, UseCase, month_str, paths, resolve
 from fairway.data import ValidatedMonth, month_bounds, to_arrow, validate_month, write_parquet_atomic
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,12 @@ def _repo_import_scope(repo: Path) -> Iterator[None]:
             sys.modules.pop(name, None)
 
 
-def apply_repo(uc: UseCase) -> dict[str, int]:
+def apply_repo(usecase: UseCase | str | None = None) -> dict[str, int]:
     """The equivalent of `feast apply` in feature_repo/ for this use case; returns what the registry holds."""
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
 
+    uc = resolve(usecase)
     set_environment(uc)
     for view in uc.feature_views:
         paths().offline_view(uc.name, view.name).mkdir(parents=True, exist_ok=True)
@@ -92,8 +93,9 @@ def view_frames(uc: UseCase, validated: ValidatedMonth) -> dict[str, pd.DataFram
     return frames
 
 
-def write_offline_partition(uc: UseCase, month: str) -> dict[str, Any]:
+def write_offline_partition(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     """Validate the month's raw data, then replace its partition of every view. Nothing is written on error."""
+    uc = resolve(usecase)
     month = month_str(month)
     validated = validate_month(uc, month)  # raises before anything is written
     rows: dict[str, int] = {}
@@ -109,11 +111,12 @@ def materialize_window(uc: UseCase, month: str) -> tuple[pd.Timestamp, pd.Timest
     return start - timedelta(days=uc.materialize_overlap_days), end
 
 
-def materialize_month(uc: UseCase, month: str) -> dict[str, Any]:
+def materialize_month(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     """Load the month (plus the overlap for late data) into the online store, for every online view.
 
     The online store keeps the newest row per entity, so replaying an older month changes nothing.
     """
+    uc = resolve(usecase)
     month = month_str(month)
     missing = [v.name for v in uc.feature_views if v.online and not offline_partition(uc, v.name, month).is_file()]
     if missing:
@@ -126,13 +129,14 @@ def materialize_month(uc: UseCase, month: str) -> dict[str, Any]:
     return {"month": month, "views": views, "start": start.isoformat(), "end": end.isoformat()}
 
 
-def offline_row_counts(uc: UseCase) -> pd.DataFrame:
-    """Rows per view and month in the offline store (for the demo summary and tests)."""
+def offline_row_counts(usecase: UseCase | str | None = None) -> pd.DataFrame:
+    """Rows per month (index) and view (columns) in the offline store."""
+    import pyarrow.parquet as pq
+
+    uc = resolve(usecase)
     records = []
     for view in uc.feature_views:
         for file in sorted(paths().offline_view(uc.name, view.name).glob("*.parquet")):
-            import pyarrow.parquet as pq
-
             records.append({"view": view.name, "month": file.stem, "rows": pq.ParquetFile(file).metadata.num_rows})
     frame = pd.DataFrame(records, columns=["view", "month", "rows"])
     return frame.pivot(index="month", columns="view", values="rows").fillna(0).astype(int) if len(frame) else frame

@@ -1,0 +1,156 @@
+"""`fairway`: the command line of the project (data, feature store, catalogue, config).
+
+Every command works on the use case named by --usecase (default: $FAIRWAY_USECASE, else credit_risk) and
+writes only under FAIRWAY_HOME (default ./.fairway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from fairway.config import ConfigError, load_usecase, paths, resolve
+
+
+def _cmd_data_generate(args: argparse.Namespace) -> int:
+    from fairway.data import generate
+
+    uc = resolve(args.usecase)
+    synthetic = uc.synthetic
+    files = generate(
+        uc,
+        customers=args.customers or (synthetic.customers if synthetic else 5000),
+        n_months=args.months or (synthetic.months if synthetic else 12),
+        seed=args.seed if args.seed is not None else (synthetic.seed if synthetic else 0),
+        drift_month=args.drift_month if args.drift_month is not None else (synthetic.drift_month if synthetic else None),
+        churn=synthetic.monthly_churn if synthetic else 0.02,
+        start_month=args.start,
+        progress=lambda line: print(line, flush=True),
+    )
+    print(f"wrote {len(files)} files under {paths().raw / uc.name}")
+    return 0
+
+
+def _cmd_data_validate(args: argparse.Namespace) -> int:
+    from fairway.data import available_months, validate_month
+
+    uc = resolve(args.usecase)
+    for month in args.month or available_months(uc):
+        print(json.dumps(validate_month(uc, month).summary()))
+    return 0
+
+
+def _cmd_features_apply(args: argparse.Namespace) -> int:
+    from fairway.features.store import apply_repo
+
+    print(json.dumps(apply_repo(args.usecase)))
+    return 0
+
+
+def _cmd_features_ingest(args: argparse.Namespace) -> int:
+    from fairway.features.store import materialize_month, write_offline_partition
+
+    print(json.dumps(write_offline_partition(args.usecase, args.month)))
+    print(json.dumps(materialize_month(args.usecase, args.month)))
+    return 0
+
+
+def _cmd_features_counts(args: argparse.Namespace) -> int:
+    from fairway.features.store import offline_row_counts
+
+    print(offline_row_counts(args.usecase).to_string())
+    return 0
+
+
+def _cmd_catalogue(args: argparse.Namespace) -> int:
+    from fairway.features.catalogue import catalogue
+    from fairway.features.store import get_store
+
+    report = catalogue(get_store(resolve(args.usecase)))
+    if args.json:
+        print(json.dumps({"rows": report.rows, "violations": report.violations}, indent=2))
+    else:
+        print(report.table())
+    if args.action == "check":
+        if report.violations:
+            print("\nCATALOGUE CHECK FAILED:", file=sys.stderr)
+            for violation in report.violations:
+                print(f"  - {violation}", file=sys.stderr)
+            return 1
+        print(f"\ncatalogue check passed: {len(report.model_inputs)} model inputs, no unjustified protected or proxy features")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    uc = load_usecase(args.path or args.usecase)
+    if args.action == "show":
+        print(json.dumps(uc.model_dump(), indent=2))
+    else:
+        print(f"{uc.name}: valid ({len(uc.features)} features, {len(uc.feature_views)} views)")
+    return 0
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    uc = resolve(args.usecase)
+    print(f"export FAIRWAY_HOME={paths().home}")
+    print(f"export FAIRWAY_USECASE={uc.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairway", description=__doc__.splitlines()[0])
+    parser.add_argument("--usecase", default=None, help="use-case name or YAML path (default: $FAIRWAY_USECASE or credit_risk)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(group: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        command = group.add_parser(name, help=help, description=help)
+        command.set_defaults(handler=handler)
+        return command
+
+    data = sub.add_parser("data", help="raw monthly snapshots").add_subparsers(dest="action", required=True)
+    gen = add(data, "generate", _cmd_data_generate, "write seeded synthetic monthly snapshots (credit_risk)")
+    gen.add_argument("--customers", type=int, help="customers in the first month (default from the config)")
+    gen.add_argument("--months", type=int, help="number of monthly snapshots")
+    gen.add_argument("--seed", type=int, help="random seed: same seed, byte-identical files")
+    gen.add_argument("--drift-month", type=int, help="1-based month from which the drift episode starts")
+    gen.add_argument("--start", help="first month, YYYY-MM (default: start_month of the config)")
+    val = add(data, "validate", _cmd_data_validate, "validate raw months against the use case")
+    val.add_argument("--month", action="append", help="YYYY-MM (repeatable; default: every month present)")
+
+    features = sub.add_parser("features", help="the Feast feature store").add_subparsers(dest="action", required=True)
+    add(features, "apply", _cmd_features_apply, "apply feature_repo/ (feast apply) for the use case")
+    ingest = add(features, "ingest", _cmd_features_ingest, "write a month's offline partition and materialize it")
+    ingest.add_argument("--month", required=True, help="YYYY-MM")
+    add(features, "counts", _cmd_features_counts, "rows per month and view in the offline store")
+
+    cat = sub.add_parser("catalogue", help="the data catalogue").add_subparsers(dest="action", required=True)
+    for name, text in (("show", "print the catalogue"), ("check", "print the catalogue and enforce its policy")):
+        add(cat, name, _cmd_catalogue, text).add_argument("--json", action="store_true")
+
+    cfg = sub.add_parser("config", help="use-case configuration").add_subparsers(dest="action", required=True)
+    for name, text in (("show", "print the validated config"), ("validate", "validate a use-case file")):
+        add(cfg, name, _cmd_config, text).add_argument("path", nargs="?", help="YAML file (default: the use case)")
+
+    add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")  # type: ignore[arg-type]
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
