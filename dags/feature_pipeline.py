@@ -24,7 +24,8 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from fairway_assets import FEATURES
 
-default_args = {"owner": "fairway", "retries": 2, "retry_delay": pendulum.duration(minutes=1)}
+# retry_delay comes from [core] default_task_retry_delay (Airflow default: 300 s)
+default_args = {"owner": "fairway", "retries": 2}
 
 
 def _month(params: dict[str, Any], data_interval_start: Any) -> str:

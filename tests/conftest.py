@@ -21,6 +21,7 @@ os.environ["AIRFLOW_HOME"] = str(_ROOT / "airflow")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "1"  # failure tests retry twice; do not wait 300 s
 os.environ["FAIRWAY_HOME"] = str(_ROOT / "home")
 os.environ.pop("FAIRWAY_USECASE", None)
 os.environ.pop("FAIRWAY_USECASES_DIR", None)
