@@ -42,10 +42,19 @@ def _month(params: dict[str, Any], data_interval_start: Any) -> str:
     doc_md=__doc__,
     tags=["fairway", "features"],
     params={
-        "usecase": Param("credit_risk", type="string", title="Use case",
-                         description="Name of the use-case config (include/fairway/usecases/<name>.yaml)."),
-        "month": Param(None, type=["null", "string"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$", title="Month (YYYY-MM)",
-                       description="Month to ingest. Empty: the month of the run's data interval."),
+        "usecase": Param(
+            "credit_risk",
+            type="string",
+            title="Use case",
+            description="Name of the use-case config (include/fairway/usecases/<name>.yaml).",
+        ),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            title="Month (YYYY-MM)",
+            description="Month to ingest. Empty: the month of the run's data interval.",
+        ),
     },  # fmt: skip
 )
 def feature_pipeline() -> None:
@@ -68,7 +77,9 @@ def feature_pipeline() -> None:
         return write_offline_partition(params["usecase"], validated["month"])
 
     @task(outlets=[FEATURES])
-    def materialize_window(written: dict[str, Any], params: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
+    def materialize_window(
+        written: dict[str, Any], params: dict[str, Any], outlet_events: Any = None
+    ) -> dict[str, Any]:
         from fairway.features.store import materialize_month
 
         result = materialize_month(params["usecase"], written["month"])

@@ -25,7 +25,9 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
         customers=args.customers or (synthetic.customers if synthetic else 5000),
         n_months=args.months or (synthetic.months if synthetic else 12),
         seed=args.seed if args.seed is not None else (synthetic.seed if synthetic else 0),
-        drift_month=args.drift_month if args.drift_month is not None else (synthetic.drift_month if synthetic else None),
+        drift_month=args.drift_month
+        if args.drift_month is not None
+        else (synthetic.drift_month if synthetic else None),
         churn=synthetic.monthly_churn if synthetic else 0.02,
         start_month=args.start,
         progress=lambda line: print(line, flush=True),
@@ -80,7 +82,9 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
             for violation in report.violations:
                 print(f"  - {violation}", file=sys.stderr)
             return 1
-        print(f"\ncatalogue check passed: {len(report.model_inputs)} model inputs, no unjustified protected or proxy features")
+        print(
+            f"\ncatalogue check passed: {len(report.model_inputs)} model inputs, no unjustified protected or proxy features"
+        )
     return 0
 
 
@@ -102,11 +106,15 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairway", description=__doc__.splitlines()[0])
-    parser.add_argument("--usecase", default=None, help="use-case name or YAML path (default: $FAIRWAY_USECASE or credit_risk)")
+    parser.add_argument(
+        "--usecase", default=None, help="use-case name or YAML path (default: $FAIRWAY_USECASE or credit_risk)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(group: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def add(
+        group: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         command = group.add_parser(name, help=help, description=help)
         command.set_defaults(handler=handler)
         return command
@@ -135,13 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("show", "print the validated config"), ("validate", "validate a use-case file")):
         add(cfg, name, _cmd_config, text).add_argument("path", nargs="?", help="YAML file (default: the use case)")
 
-    add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")  # type: ignore[arg-type]
+    add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.handler(args))
     except ConfigError as exc:

@@ -108,13 +108,13 @@ def _new_customers(rng: np.random.Generator, first_id: int, n: int, month_index:
     # The proxy: residential area is strongly associated with citizenship.
     area_p_foreign = np.array([0.05, 0.08, 0.70, 0.07, 0.10])
     area_p_national = np.array([0.25, 0.25, 0.05, 0.25, 0.20])
-    area = np.where(
-        foreign, rng.choice(AREAS, n, p=area_p_foreign), rng.choice(AREAS, n, p=area_p_national)
-    )
+    area = np.where(foreign, rng.choice(AREAS, n, p=area_p_foreign), rng.choice(AREAS, n, p=area_p_national))
     age0 = rng.integers(18, 76, n)
     employment = rng.choice(EMPLOYMENT, n, p=[0.62, 0.14, 0.12, 0.05, 0.07])
     employment = np.where(age0 >= 66, "retired", np.where(employment == "retired", "permanent", employment))
-    housing = np.where(age0 < 27, rng.choice(HOUSING, n, p=[0.15, 0.45, 0.40]), rng.choice(HOUSING, n, p=[0.55, 0.4, 0.05]))
+    housing = np.where(
+        age0 < 27, rng.choice(HOUSING, n, p=[0.15, 0.45, 0.40]), rng.choice(HOUSING, n, p=[0.55, 0.4, 0.05])
+    )
     sex = np.where(rng.random(n) < 0.5, "female", "male")
     base = {"permanent": 3000.0, "temporary": 2200.0, "self_employed": 3200.0, "unemployed": 1100.0, "retired": 1900.0}
     income = np.array([base[e] for e in employment]) * rng.lognormal(0.0, 0.35, n)
@@ -151,9 +151,7 @@ def _default_probability(pop: _Population, rows: np.ndarray, drifted: bool) -> n
         + 0.45 * pop.late[rows]
         - 0.9 * np.log(income / 2500)
         - 0.25 * np.log1p(pop.savings[rows] / 1000)
-        + np.select(
-            [pop.employment[rows] == "unemployed", pop.employment[rows] == "temporary"], [1.0, 0.4], 0.0
-        )
+        + np.select([pop.employment[rows] == "unemployed", pop.employment[rows] == "temporary"], [1.0, 0.4], 0.0)
         # Historical bias: recorded defaults were inflated for foreign citizens (harsher collection practice),
         # so the labels carry it and the residential area lets a model learn it.
         + np.where(pop.citizenship[rows] == "foreign", 1.7, 0.0)
@@ -183,9 +181,7 @@ def _evolve(pop: _Population, rng: np.random.Generator, drift_step: bool) -> Non
         pop.employment = np.where(shift, rng.choice(np.array(["temporary", "self_employed"]), n), pop.employment)
 
 
-def _snapshot_frame(
-    uc: UseCase, pop: _Population, rows: np.ndarray, month_index: int, ts: np.ndarray
-) -> pd.DataFrame:
+def _snapshot_frame(uc: UseCase, pop: _Population, rows: np.ndarray, month_index: int, ts: np.ndarray) -> pd.DataFrame:
     months_in = month_index - pop.joined[rows]
     age = pop.age0[rows] + months_in // 12
     payment = pop.credit[rows] / pop.duration[rows] * 1.05
@@ -341,9 +337,13 @@ def _check_features(uc: UseCase, frame: pd.DataFrame, names: list[str]) -> Itera
                 fractional = series.notna() & (series != np.floor(series))
                 yield from _problems_for_column(frame, name, key, fractional, "are not whole numbers")
             if spec.min is not None:
-                yield from _problems_for_column(frame, name, key, series < spec.min, f"are below the minimum {spec.min:g}")
+                yield from _problems_for_column(
+                    frame, name, key, series < spec.min, f"are below the minimum {spec.min:g}"
+                )
             if spec.max is not None:
-                yield from _problems_for_column(frame, name, key, series > spec.max, f"are above the maximum {spec.max:g}")
+                yield from _problems_for_column(
+                    frame, name, key, series > spec.max, f"are above the maximum {spec.max:g}"
+                )
         elif spec.dtype == "string":
             if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
                 yield f"column '{name}': expected string, found {series.dtype}"
@@ -403,18 +403,26 @@ def validate_month(usecase: UseCase | str | None, month: str, out: Paths | None 
         allowed = {uc.label.positive_value, uc.label.favourable_value}
         problems += [
             f"{LABELS_FILE}: {p}"
-            for p in _problems_for_column(labels, label, key, ~labels[label].isin(allowed), f"are not in {sorted(map(str, allowed))}")
+            for p in _problems_for_column(
+                labels, label, key, ~labels[label].isin(allowed), f"are not in {sorted(map(str, allowed))}"
+            )
         ]
         problems += [
             f"{LABELS_FILE}: {p}"
-            for p in _problems_for_column(labels, ts, key, labels[ts] >= labels[available], "are known before their snapshot")
+            for p in _problems_for_column(
+                labels, ts, key, labels[ts] >= labels[available], "are known before their snapshot"
+            )
         ]
         problems += [
             f"{LABELS_FILE}: {p}"
-            for p in _problems_for_column(labels, key, key, labels.duplicated([key, ts], keep=False), "repeat a key and snapshot")
+            for p in _problems_for_column(
+                labels, key, key, labels.duplicated([key, ts], keep=False), "repeat a key and snapshot"
+            )
         ]
     if problems:
-        raise SnapshotValidationError(f"{uc.name} {month}: {len(problems)} problem(s) in the raw data:\n  - " + "\n  - ".join(problems))
+        raise SnapshotValidationError(
+            f"{uc.name} {month}: {len(problems)} problem(s) in the raw data:\n  - " + "\n  - ".join(problems)
+        )
     return ValidatedMonth(month, snapshot, labels)
 
 

@@ -30,7 +30,9 @@ def _run(dag, month: str | None = None, logical_date=None):
 
 def _online_rows(home: Path) -> list[tuple]:
     with sqlite3.connect(home / "feast" / "credit_risk" / "online.db") as conn:
-        return conn.execute("SELECT * FROM credit_risk_customer_financials ORDER BY entity_key, feature_name").fetchall()
+        return conn.execute(
+            "SELECT * FROM credit_risk_customer_financials ORDER BY entity_key, feature_name"
+        ).fetchall()
 
 
 def _offline_digest(home: Path) -> dict[str, str]:
@@ -49,9 +51,13 @@ def test_two_months_then_the_older_again_keeps_the_newest_online(dag, small_stor
     march = read_month(usecase, "2024-03")[0].set_index("customer_id")
     ids = sorted(march.index[:40])
     store = get_store(usecase)
-    online = store.get_online_features(
-        features=store.get_feature_service("credit_model_v1"), entity_rows=[{"customer_id": i} for i in ids]
-    ).to_df().set_index("customer_id")
+    online = (
+        store.get_online_features(
+            features=store.get_feature_service("credit_model_v1"), entity_rows=[{"customer_id": i} for i in ids]
+        )
+        .to_df()
+        .set_index("customer_id")
+    )
     pd.testing.assert_series_equal(online["income"], march.loc[ids, "income"], check_names=False)
 
 

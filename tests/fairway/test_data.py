@@ -22,7 +22,9 @@ from fairway.data import (
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -153,14 +155,32 @@ def test_valid_month_passes(home: Path, usecase) -> None:
 @pytest.mark.parametrize(
     ("corrupt", "expected"),
     [
-        (lambda s: s.assign(income=s["income"].where(s.index != 3, -5.0)), r"'income': 1 row\(s\) are below the minimum 0: row 3 \(customer_id=C"),
-        (lambda s: s.assign(housing=s["housing"].where(s.index != 7, "boat")), r"'housing': 1 row\(s\) hold values outside"),
+        (
+            lambda s: s.assign(income=s["income"].where(s.index != 3, -5.0)),
+            r"'income': 1 row\(s\) are below the minimum 0: row 3 \(customer_id=C",
+        ),
+        (
+            lambda s: s.assign(housing=s["housing"].where(s.index != 7, "boat")),
+            r"'housing': 1 row\(s\) hold values outside",
+        ),
         (lambda s: s.drop(columns=["debt_ratio"]), r"missing column 'debt_ratio'"),
-        (lambda s: s.assign(customer_id=s["customer_id"].where(s.index != 2, s.at[1, "customer_id"])), r"2 row\(s\) repeat a key"),
-        (lambda s: s.assign(snapshot_ts=s["snapshot_ts"] + pd.Timedelta(days=40)), r"'snapshot_ts': \d+ row\(s\) fall outside 2024-02"),
+        (
+            lambda s: s.assign(customer_id=s["customer_id"].where(s.index != 2, s.at[1, "customer_id"])),
+            r"2 row\(s\) repeat a key",
+        ),
+        (
+            lambda s: s.assign(snapshot_ts=s["snapshot_ts"] + pd.Timedelta(days=40)),
+            r"'snapshot_ts': \d+ row\(s\) fall outside 2024-02",
+        ),
         (lambda s: s.assign(snapshot_ts=s["snapshot_ts"].dt.tz_localize(None)), r"timezone-aware"),
-        (lambda s: s.assign(age=s["age"].astype(float).where(s.index != 4, np.nan)), r"'age': 1 row\(s\) are empty: row 4"),
-        (lambda s: s.assign(tenure_months=s["tenure_months"] + 0.5), r"'tenure_months': \d+ row\(s\) are not whole numbers"),
+        (
+            lambda s: s.assign(age=s["age"].astype(float).where(s.index != 4, np.nan)),
+            r"'age': 1 row\(s\) are empty: row 4",
+        ),
+        (
+            lambda s: s.assign(tenure_months=s["tenure_months"] + 0.5),
+            r"'tenure_months': \d+ row\(s\) are not whole numbers",
+        ),
     ],
 )
 def test_corrupt_snapshot_names_rows_and_columns(home: Path, usecase, corrupt, expected: str) -> None:
@@ -176,7 +196,9 @@ def test_corrupt_labels_and_missing_files(home: Path, usecase) -> None:
     folder = home / "data" / "raw" / "credit_risk" / "2024-02"
     labels = pd.read_parquet(folder / LABELS_FILE)
     _write(labels.assign(default_12m=labels["default_12m"].where(labels.index != 0, 7)), folder / LABELS_FILE)
-    with pytest.raises(SnapshotValidationError, match=r"labels.parquet: column 'default_12m': 1 row\(s\) are above the maximum 1"):
+    with pytest.raises(
+        SnapshotValidationError, match=r"labels.parquet: column 'default_12m': 1 row\(s\) are above the maximum 1"
+    ):
         validate_month(usecase, "2024-02")
     (folder / SNAPSHOT_FILE).unlink()
     with pytest.raises(SnapshotValidationError, match="raw data for 2024-02 is missing"):

@@ -65,9 +65,15 @@ def catalogue(store: FeatureStore) -> CatalogueReport:
                 "services": ",".join(sorted(used_by.get((view.name, feature.name), []))),
             })  # fmt: skip
     violations = []
-    missing_tags = [f"{r['view']}.{r['feature']}" for r in rows if "?" in (r["personal_data"], r["legal_basis"], r["retention_months"])]
+    missing_tags = [
+        f"{r['view']}.{r['feature']}"
+        for r in rows
+        if "?" in (r["personal_data"], r["legal_basis"], r["retention_months"])
+    ]
     if missing_tags:
-        violations.append(f"features without catalogue tags (personal_data, legal_basis, retention_months): {missing_tags}")
+        violations.append(
+            f"features without catalogue tags (personal_data, legal_basis, retention_months): {missing_tags}"
+        )
     by_key = {(r["view"], r["feature"]): r for r in rows}
     model_inputs: list[str] = []
     for service in services:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from functools import cache
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.data_format import ParquetFormat
 from feast.types import Bool, Float64, Int64, PrimitiveFeastType, String
 
 from fairway.config import UseCase, load_usecase, paths
@@ -30,9 +31,13 @@ def source_name(view: str) -> str:
     return f"{view}_source"
 
 
-def partition_glob(uc: UseCase, view: str) -> str:
-    """The offline store of a view: one parquet file per month under FAIRWAY_HOME/data/offline."""
-    return str(paths().offline_view(uc.name, view) / "*.parquet")
+def partition_dir(uc: UseCase, view: str) -> str:
+    """The offline store of a view: a folder with one parquet file per month under FAIRWAY_HOME/data/offline.
+
+    Readers (DuckDB, pyarrow) skip hidden files, so a partition being written under its temporary name
+    (`.<month>.parquet.<id>.tmp`) is never read half-written.
+    """
+    return str(paths().offline_view(uc.name, view))
 
 
 def build(uc: UseCase) -> FeastObjects:
@@ -50,7 +55,8 @@ def build(uc: UseCase) -> FeastObjects:
         is_label_view = spec.name == uc.label_view
         source = FileSource(
             name=source_name(spec.name),
-            path=partition_glob(uc, spec.name),
+            path=partition_dir(uc, spec.name),
+            file_format=ParquetFormat(),
             timestamp_field=uc.event_timestamp,
             created_timestamp_column=uc.label.available_timestamp if is_label_view else "",
             description=f"Monthly partitions of {spec.name}, written by the feature_pipeline DAG.",
@@ -100,5 +106,13 @@ def _cached(name: str, home: str) -> FeastObjects:
 
 
 def for_repo(name: str) -> FeastObjects:
-    """The objects `feature_repo/` exposes: built once per use case and FAIRWAY_HOME in a process."""
-    return _cached(name, str(paths().home))
+    """The objects `feature_repo/` exposes: built once per use case and FAIRWAY_HOME in a process.
+
+    Also creates the folders of the store, so that `feast apply` works on a fresh FAIRWAY_HOME (Feast
+    imports the repo before it opens the registry, and creates only the last folder of its paths).
+    """
+    objects = _cached(name, str(paths().home))
+    paths().feast_project(name).mkdir(parents=True, exist_ok=True)
+    for view in objects.views:
+        paths().offline_view(name, view).mkdir(parents=True, exist_ok=True)
+    return objects

@@ -25,8 +25,9 @@ _CHUNK = 900  # SQLite's default limit on bound parameters is 999
 
 
 class MonotonicSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
-    type: Literal["fairway.features.online_store.MonotonicSqliteOnlineStore"] = (  # type: ignore[assignment]
-        "fairway.features.online_store.MonotonicSqliteOnlineStore"
+    # Feast selects the store class by this literal; narrowing the parent's literal is intended.
+    type: Literal["fairway.features.online_store.MonotonicSqliteOnlineStore"] = (
+        "fairway.features.online_store.MonotonicSqliteOnlineStore"  # type: ignore[assignment]
     )
 
 

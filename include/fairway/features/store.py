@@ -62,8 +62,6 @@ def apply_repo(usecase: UseCase | str | None = None) -> dict[str, int]:
 
     uc = resolve(usecase)
     set_environment(uc)
-    for view in uc.feature_views:
-        paths().offline_view(uc.name, view.name).mkdir(parents=True, exist_ok=True)
     repo = FEATURE_REPO_DIR.resolve()
     with _repo_import_scope(repo):
         config = load_repo_config(repo, repo / "feature_store.yaml")
@@ -120,7 +118,9 @@ def materialize_month(usecase: UseCase | str | None, month: str) -> dict[str, An
     month = month_str(month)
     missing = [v.name for v in uc.feature_views if v.online and not offline_partition(uc, v.name, month).is_file()]
     if missing:
-        raise FileNotFoundError(f"no offline partition for {month} in views {missing}: run write_offline_partition first")
+        raise FileNotFoundError(
+            f"no offline partition for {month} in views {missing}: run write_offline_partition first"
+        )
     start, end = materialize_window(uc, month)
     views = [v.name for v in uc.feature_views if v.online]
     store = get_store(uc)

@@ -1,0 +1,56 @@
+# Fairway: `make demo` runs the lifecycle on embedded defaults, `make test` runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+UV_VERSION := 0.13.9
+USECASE ?= credit_risk
+
+export FAIRWAY_HOME ?= $(CURDIR)/.fairway
+export FAIRWAY_USECASE := $(USECASE)
+export AIRFLOW_HOME ?= $(FAIRWAY_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: help setup lock lint format typecheck test demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	@touch $@
+
+setup: $(VENV)/.installed  ## create .venv with the pinned packages (idempotent)
+
+lock: $(VENV)/.installed  ## recompile requirements.txt from requirements.in
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
+
+lint: setup  ## ruff, with Airflow's AIR rules
+	$(BIN)/ruff check .
+
+format: setup  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+typecheck: setup  ## mypy over include/fairway
+	$(BIN)/mypy
+
+test: lint typecheck  ## lint, type check and the whole test suite
+	$(BIN)/python -m pytest
+
+demo: setup  ## generate data, apply the Feast repo and run the DAGs month by month
+	@mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	$(BIN)/python include/demo.py --usecase $(USECASE)
+
+bench: setup  ## benchmarks: ratios against their baselines, results under bench/results/
+	$(BIN)/python bench/bench_training_frame.py
+
+clean:  ## delete everything Fairway made (FAIRWAY_HOME); keeps .venv
+	rm -rf $(FAIRWAY_HOME)
