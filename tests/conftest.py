@@ -6,7 +6,6 @@ Airflow reads its configuration at import, so the environment is set here, befor
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,6 @@ os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "1"  # failure tests ret
 os.environ["FAIRWAY_HOME"] = str(_ROOT / "home")
 os.environ.pop("FAIRWAY_USECASE", None)
 os.environ.pop("FAIRWAY_USECASES_DIR", None)
-sys.path.insert(0, str(DAGS))
 
 SMALL = {"customers": 400, "n_months": 4, "seed": 7, "drift_month": 3}
 

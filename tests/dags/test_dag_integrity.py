@@ -13,9 +13,9 @@ HEAVY = ["pandas", "sklearn", "mlflow", "feast", "holisticai", "evidently", "ben
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    return DagBag(dag_folder=str(DAGS))
+    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
 
 
 def test_no_import_errors(dagbag) -> None:

@@ -14,11 +14,11 @@ from fairway.features.store import get_store
 
 @pytest.fixture(scope="module")
 def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
     from tests.conftest import DAGS
 
-    return DagBag(dag_folder=str(DAGS)).get_dag("feature_pipeline")
+    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS).get_dag("feature_pipeline")
 
 
 def _run(dag, month: str | None = None, logical_date=None):
@@ -88,10 +88,10 @@ def test_a_corrupt_snapshot_fails_and_changes_no_store(dag, small_store, usecase
     assert _online_rows(small_store) == online_before
 
 
-def test_a_missing_feature_repo_fails_the_catalogue_check(dag, home) -> None:
+def test_a_missing_feature_repo_fails_the_catalogue_check(dag, home, usecase) -> None:
     from fairway.data import generate
 
-    generate(__import__("fairway.config").config.load_usecase("credit_risk"), customers=50, n_months=2, seed=1)
+    generate(usecase, customers=50, n_months=2, seed=1)
     run, states = _run(dag, "2024-02")
     assert run.state == "failed"
     assert states["check_catalogue"] == "failed"

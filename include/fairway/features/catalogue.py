@@ -32,10 +32,12 @@ class CatalogueReport:
         return not self.violations
 
     def table(self) -> str:
-        widths = {c: max(len(c), *(len(r[c]) for r in self.rows)) for c in CATALOGUE_COLUMNS if c != "justification"}
-        header = "  ".join(c.ljust(w) for c, w in widths.items())
-        lines = [header, "  ".join("-" * w for w in widths.values())]
-        lines += ["  ".join(r[c].ljust(w) for c, w in widths.items()) for r in self.rows]
+        """A fixed-width text table; the justification text is shortened to 'yes' (see --json for it)."""
+        shown = [{**r, "justification": "yes" if r["justification"].strip() else ""} for r in self.rows]
+        widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in CATALOGUE_COLUMNS}
+        lines = ["  ".join(c.ljust(w) for c, w in widths.items()).rstrip()]
+        lines.append("  ".join("-" * w for w in widths.values()))
+        lines += ["  ".join(r[c].ljust(w) for c, w in widths.items()).rstrip() for r in shown]
         return "\n".join(lines)
 
 
