@@ -96,3 +96,33 @@ def test_a_missing_feature_repo_fails_the_catalogue_check(dag, home, usecase) ->
     assert run.state == "failed"
     assert states["check_catalogue"] == "failed"
     assert not (home / "data" / "offline" / "credit_risk").exists()
+
+
+def test_each_run_emits_the_features_asset_with_its_month(dag, small_store) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    for month in ("2024-01", "2024-02"):
+        assert _run(dag, month)[0].state == "success"
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == "fairway_features")
+            .order_by(AssetEvent.id.desc())
+            .limit(2)
+            .all()
+        )
+        assert [e.extra for e in reversed(events)] == [
+            {"usecase": "credit_risk", "month": "2024-01"},
+            {"usecase": "credit_risk", "month": "2024-02"},
+        ]
+
+
+def test_a_malformed_month_is_refused_by_the_trigger_form(dag, small_store) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="month"):
+        dag.test(
+            run_conf={"usecase": "credit_risk", "month": "2024-1"}, logical_date=pendulum.datetime(2030, 2, 1, tz="UTC")
+        )
