@@ -3,7 +3,10 @@
 1. generate the seeded synthetic snapshots of the use case (its `synthetic:` settings),
 2. apply the Feast repo and check the data catalogue,
 3. run the `feature_pipeline` DAG (a real Airflow DagRun via `dag.test()`) for every month,
-4. print the catalogue and the rows per month and feature view.
+4. run `training` on the first months (labels known at the end of --train-until) and `fairness_gate`,
+   approved by policy (FAIRWAY_APPROVAL_MODE=auto, recorded as approver `policy:auto`), which promotes,
+   documents and packages the chosen candidate,
+5. print the catalogue, the rows per month and feature view, and the candidates with their gate decisions.
 
 Everything is written under FAIRWAY_HOME; Airflow's metadata DB is under FAIRWAY_HOME/airflow.
 """
@@ -39,11 +42,40 @@ def run_dag(dag_id: str, conf: dict[str, object]) -> float:
     return time.perf_counter() - started
 
 
+def print_candidates(uc) -> None:  # noqa: ANN001
+    """Every candidate of the latest training with its metrics and gate (pre-)decision, then the registry."""
+    import mlflow
+
+    from fairway import registry
+    from fairway.cli import status_table
+
+    mlc = registry.client()
+    runs = mlc.search_runs([registry.experiment_id(uc)], order_by=["attributes.start_time DESC"], max_results=20)
+    latest = runs[0].data.tags.get("fairway.dataset_fingerprint") if runs else None
+    print(f"\n    {'candidate':<24} {'AUC':>6} {'accuracy':>8}  {'gate':<7} failed rules")
+    for run in reversed([r for r in runs if r.data.tags.get("fairway.dataset_fingerprint") == latest]):
+        reasons = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/evaluation/gate_precheck.json")
+        m = run.data.metrics
+        print(f"    {run.data.tags['fairway.candidate']:<24} {m['auc']:>6.3f} {m['accuracy']:>8.3f}  "
+              f"{run.data.tags['fairway.gate_precheck']:<7} {'; '.join(reasons['reasons']) or '-'}")  # fmt: skip
+    print()
+    print(status_table(registry.status(uc)))
+    champion = registry.version_by_alias(uc, registry.CHAMPION)
+    if champion is not None:
+        print(f"\n    documentation: {champion.tags.get('fairway.documentation')}")
+        print(f"    bento: {champion.tags.get('fairway.bento')} (BENTOML_HOME={os.environ.get('BENTOML_HOME')})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--usecase", default=os.environ.get("FAIRWAY_USECASE", "credit_risk"))
     parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
+    parser.add_argument(
+        "--train-until", type=int, default=6, help="train on labels known at the end of this month (1-based)"
+    )
     args = parser.parse_args()
+    # a failing task retries twice (the DAGs' policy); in the demo without Airflow's default 300 s wait
+    os.environ.setdefault("AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "2")
     if not args.verbose:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         logging.getLogger("feast").setLevel(logging.WARNING)
@@ -82,6 +114,17 @@ def main() -> int:
 
     _step("rows per month in the offline store (customer_labels: outcomes delivered that month)")
     print(offline_row_counts(uc).to_string())
+
+    window_end = months[min(args.train_until, len(months)) - 1]
+    _step(f"run training: candidates on snapshots before {window_end}, labels known at its end")
+    seconds = run_dag("training", {"usecase": uc.name, "window_end": window_end, "window_months": 6,
+                                   "candidates": ["baseline", "reweighing", "exponentiated_gradient"]})  # fmt: skip
+    print(f"    training: success in {seconds:.1f} s")
+    os.environ["FAIRWAY_APPROVAL_MODE"] = "auto"
+    _step("run fairness_gate (approval by policy for the demo: FAIRWAY_APPROVAL_MODE=auto)")
+    seconds = run_dag("fairness_gate", {"usecase": uc.name, "version": None})
+    print(f"    fairness_gate: success in {seconds:.1f} s")
+    print_candidates(uc)
     print(f"\nDone. Data, Feast registry and online store, Airflow DB: {home}")
     print(
         f"Feast CLI:   export FAIRWAY_HOME={home} FAIRWAY_USECASE={uc.name}; feast -c feature_repo feature-views list"

@@ -97,6 +97,38 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def status_table(status: dict) -> str:
+    """The registry status as text: the champion and its approval, then every version."""
+    champion = status["champion"]
+    lines = [f"model {status['model']} (use case {status['usecase']}, MLflow {status['tracking_uri']})"]
+    if champion:
+        approval = champion["approval"]
+        lines.append(f"champion: v{champion['version']}, approved by {approval.get('approver')} at "
+                     f"{approval.get('decided_at')} ({approval.get('mode')}): {approval.get('comment')}")  # fmt: skip
+    else:
+        lines.append("champion: none")
+    header = f"{'version':>7}  {'candidate':<24} {'status':<11} {'gate':<8} {'AUC':>6} {'worst DI':>8}  approval"
+    lines += ["", header, "-" * len(header)]
+    for row in status["versions"]:
+        di = [v for k, v in row["metrics"].items() if k.endswith(".disparate_impact")]
+        approval = row["approval"].get("decision", "-") + (
+            f" by {row['approval']['approver']}" if row["approval"] else ""
+        )
+        lines.append(
+            f"{row['version']:>7}  {row['candidate'] or '-':<24} {row['status'] or '-':<11} {row['gate_decision'] or '-':<8} "
+            f"{row['metrics'].get('auc', float('nan')):>6.3f} {min(di) if di else float('nan'):>8.3f}  {approval}"
+        )
+    return "\n".join(lines)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from fairway.registry import dumps, status
+
+    report = status(resolve(args.usecase))
+    print(dumps(report) if args.json else status_table(report))
+    return 0
+
+
 def _cmd_env(args: argparse.Namespace) -> int:
     uc = resolve(args.usecase)
     print(f"export FAIRWAY_HOME={paths().home}")
@@ -143,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("show", "print the validated config"), ("validate", "validate a use-case file")):
         add(cfg, name, _cmd_config, text).add_argument("path", nargs="?", help="YAML file (default: the use case)")
 
+    add(sub, "status", _cmd_status, "champion, candidates with their gate decisions, latest metrics").add_argument(
+        "--json", action="store_true"
+    )
     add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")
     return parser
 

@@ -162,6 +162,7 @@ class UseCase(_Strict):
     name: str = Field(pattern=_IDENTIFIER)
     description: str = Field(min_length=1)
     owner: str = Field(min_length=1)
+    model_name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     start_month: str
     entity: EntitySpec
     event_timestamp: str = Field(pattern=_IDENTIFIER)
@@ -335,6 +336,10 @@ class Paths:
     @cached_property
     def mlflow(self) -> Path:
         return self.home / "mlflow"
+
+    @cached_property
+    def bentoml(self) -> Path:
+        return self.home / "bentoml"
 
     @cached_property
     def airflow_home(self) -> Path:

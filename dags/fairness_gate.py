@@ -1,0 +1,153 @@
+"""
+### fairness_gate — no model reaches users unless it is fair enough and a person approved it
+
+1. **evaluate_gate** — the candidate version (alias `candidate`, or the version in the form) against the
+   use case's thresholds: disparate impact, statistical parity and equal opportunity for every protected group,
+   minimum AUC, no worse than the champion on the same holdout beyond the allowed drop. The gate report (JSON +
+   Markdown) is attached to the version with its SHA-256.
+2. **route** — a visible branch: `reject_candidate` (tagged rejected with the reasons; `champion` does not move),
+   `human_approval` (Airflow human-in-the-loop: the approver sees the metric summary and the report's hash and
+   approves or rejects with a comment), or `auto_approval` where the config's approval_mode is `auto`
+   (recorded as approver `policy:auto`).
+3. **promote** — approver, time, comment and evidence hash as version tags; moves `champion`. The only step
+   that does.
+4. **document** — technical documentation (AI Act Annex IV headings) and model card with this version's numbers.
+5. **package** — imports the version into the BentoML model store and builds the bento from `bento/`.
+6. **record_review** — records a human rejection on the version.
+
+Scheduled on `fairway_model_candidate`; emits `fairway_champion_model`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pendulum
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param, dag, task
+from fairway_assets import CHAMPION_MODEL, MODEL_CANDIDATE
+
+default_args = {"owner": "fairway", "retries": 2}
+
+
+class RecordedApprovalOperator(ApprovalOperator):
+    """ApprovalOperator that also keeps the response (approve or reject) in XCom key `hitl_response`:
+    on Reject the stock operator skips its downstream without pushing its return value."""
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if "error" not in event:
+            context["ti"].xcom_push(key="hitl_response", value={
+                "chosen_options": event["chosen_options"], "params_input": event.get("params_input") or {},
+                "responded_at": event["responded_at"], "responded_by_user": event.get("responded_by_user"),
+                "timedout": event.get("timedout", False),
+            })  # fmt: skip
+        return super().execute_complete(context, event)
+
+
+@dag(
+    dag_id="fairness_gate",
+    schedule=MODEL_CANDIDATE,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    doc_md=__doc__,
+    tags=["fairway", "governance"],
+    params={
+        "usecase": Param(
+            "credit_risk",
+            type="string",
+            title="Use case",
+            description="Name of the use-case config (include/fairway/usecases/<name>.yaml).",
+        ),
+        "version": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^[0-9]+$",
+            title="Model version",
+            description="Registered version to gate. Empty: the version with alias 'candidate'.",
+        ),
+    },  # fmt: skip
+)
+def fairness_gate() -> None:
+    @task
+    def evaluate_gate(params: dict[str, Any]) -> dict[str, Any]:
+        from fairway.promotion import gate_candidate
+
+        return gate_candidate(params["usecase"], params["version"])
+
+    @task.branch
+    def route(gated: dict[str, Any], params: dict[str, Any]) -> str:
+        from fairway.promotion import approval_mode
+
+        if gated["decision"] != "pass":
+            return "reject_candidate"
+        return "auto_approval" if approval_mode(params["usecase"]) == "auto" else "human_approval"
+
+    @task
+    def reject_candidate(gated: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        from fairway.promotion import reject_candidate
+
+        return reject_candidate(params["usecase"], gated)
+
+    @task
+    def auto_approval(gated: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        from fairway.promotion import auto_approval
+
+        return auto_approval(params["usecase"], gated)
+
+    human_approval = RecordedApprovalOperator(
+        task_id="human_approval",
+        subject="Deploy {{ ti.xcom_pull(task_ids='evaluate_gate')['candidate'] }} as champion of {{ params.usecase }}?",
+        body="{{ ti.xcom_pull(task_ids='evaluate_gate')['summary'] }}",
+        params={"comment": Param("", type=["string", "null"], title="Comment", description="Why approve or reject.")},
+        response_timeout=datetime.timedelta(days=7),
+        defaults="Reject",
+    )
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def promote(gated: dict[str, Any], params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+        from fairway.promotion import approval_from_response, promote
+
+        approval = ti.xcom_pull(task_ids="auto_approval")
+        if approval is None:
+            approval = approval_from_response(ti.xcom_pull(task_ids="human_approval", key="hitl_response"), gated)
+        return promote(params["usecase"], gated, approval)
+
+    @task
+    def document(promoted: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
+        from fairway.documentation import model_documentation
+
+        return model_documentation(params["usecase"], promoted["version"])
+
+    @task(outlets=[CHAMPION_MODEL])
+    def package(
+        promoted: dict[str, Any], documented: dict[str, str], params: dict[str, Any], outlet_events: Any = None
+    ) -> dict[str, str]:
+        from fairway.packaging import package
+
+        packaged = package(params["usecase"], promoted["version"])
+        outlet_events[CHAMPION_MODEL].extra = {"usecase": params["usecase"], "version": promoted["version"], **packaged}
+        return packaged
+
+    @task(trigger_rule="all_done")
+    def record_review(gated: dict[str, Any], params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+        from fairway.promotion import approval_from_response, record_review
+
+        response = ti.xcom_pull(task_ids="human_approval", key="hitl_response")
+        approval = approval_from_response(response, gated) if response else ti.xcom_pull(task_ids="auto_approval")
+        return record_review(params["usecase"], gated, approval)
+
+    gated = evaluate_gate()
+    branch = route(gated)
+    rejected, auto = reject_candidate(gated), auto_approval(gated)
+    branch >> [rejected, auto, human_approval]
+    promoted = promote(gated)
+    [auto, human_approval] >> promoted
+    package(promoted, document(promoted))
+    # not downstream of package: a failed packaging must fail the run, not be masked by this all_done task
+    [promoted, rejected] >> record_review(gated)
+
+
+fairness_gate()

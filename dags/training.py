@@ -1,0 +1,111 @@
+"""
+### training — candidate models, evaluated for performance and fairness, tracked in MLflow
+
+1. **check_catalogue** — no protected or unjustified proxy feature among the model inputs.
+2. **build_training_frame** — point-in-time frame through Feast: model inputs (`credit_model_v1`) and protected
+   attributes (`fairness_audit_v1`, evaluation only) as of each snapshot, with the labels known at the end of
+   the window; the latest month is the holdout. Stored under FAIRWAY_HOME with its fingerprint.
+3. **train_candidate** (one mapped task per candidate) — baseline logistic regression and holisticai
+   bias-mitigated variants that need no protected attribute to predict (Reweighing, ExponentiatedGradient);
+   AUC, accuracy, Brier and holisticai bias metrics per protected group; one MLflow run each with the fairness
+   table, plots and lineage.
+4. **register_candidate** — the best AUC among candidates within the fairness thresholds, else the fairest,
+   becomes a new version of the model with alias `candidate`.
+
+Triggered by hand (the form below) or by a `fairway_retraining_request` from monitoring. Emits
+`fairway_model_candidate`, which schedules `fairness_gate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, task
+from fairway_assets import MODEL_CANDIDATE, RETRAINING_REQUEST
+
+default_args = {"owner": "fairway", "retries": 2}
+CANDIDATES = ["baseline", "reweighing", "exponentiated_gradient"]
+
+
+@dag(
+    dag_id="training",
+    schedule=RETRAINING_REQUEST,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    doc_md=__doc__,
+    tags=["fairway", "training"],
+    params={
+        "usecase": Param(
+            "credit_risk",
+            type="string",
+            title="Use case",
+            description="Name of the use-case config (include/fairway/usecases/<name>.yaml).",
+        ),
+        "window_end": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            title="Window end (YYYY-MM)",
+            description="Labels as known at the end of this month. Empty: the latest month with labels.",
+        ),
+        "window_months": Param(
+            6,
+            type="integer",
+            minimum=2,
+            maximum=60,
+            title="Window length (months)",
+            description="Snapshot months in the training frame; the latest is the holdout.",
+        ),
+        "candidates": Param(
+            CANDIDATES,
+            type="array",
+            items={"type": "string", "enum": CANDIDATES},
+            minItems=1,
+            title="Candidates",
+            description="Which candidate models to train and compare.",
+        ),
+    },  # fmt: skip
+)
+def training() -> None:
+    @task
+    def check_catalogue(params: dict[str, Any]) -> dict[str, int]:
+        from fairway.features.catalogue import check_usecase
+
+        return check_usecase(params["usecase"])
+
+    @task
+    def build_training_frame(params: dict[str, Any]) -> dict[str, Any]:
+        from fairway.training import build_training_frame
+
+        return build_training_frame(params["usecase"], params["window_end"], params["window_months"])
+
+    @task
+    def candidate_names(params: dict[str, Any]) -> list[str]:
+        return list(dict.fromkeys(params["candidates"]))
+
+    @task(map_index_template="{{ candidate }}")
+    def train_candidate(candidate: str, frame: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        from fairway.training import train_candidate
+
+        return train_candidate(params["usecase"], frame, candidate)
+
+    @task(outlets=[MODEL_CANDIDATE])
+    def register_candidate(
+        results: list[dict[str, Any]], params: dict[str, Any], outlet_events: Any = None
+    ) -> dict[str, Any]:
+        from fairway.training import register_best
+
+        registered = register_best(params["usecase"], list(results))
+        outlet_events[MODEL_CANDIDATE].extra = {"usecase": params["usecase"], "version": registered["version"]}
+        return registered
+
+    frame = build_training_frame()
+    check_catalogue() >> frame
+    results = train_candidate.partial(frame=frame).expand(candidate=candidate_names())
+    register_candidate(results)
+
+
+training()

@@ -1,0 +1,239 @@
+"""Evidence documents: the gate report of a candidate and the model documentation of an approved version.
+
+The model documentation follows the headings of AI Act Annex IV (technical documentation) with a model card
+for deployers (Art. 13). Every number comes from the MLflow registry and the Feast catalogue of that version;
+the documents are written under FAIRWAY_HOME/reports and attached to the version's run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fairway.config import UseCase, paths, resolve
+from fairway.gate import CandidateMetrics, GateDecision
+
+HTML_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #1f2933; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #cbd2d9; padding: 0.25rem 0.5rem; text-align: left; }}
+th {{ background: #f0f4f8; }} code {{ background: #f0f4f8; padding: 0 0.2rem; }} img {{ max-width: 100%; }}
+h1 {{ border-bottom: 2px solid #334e68; }} h2 {{ margin-top: 2rem; color: #334e68; }}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return "not measurable" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_html(markdown_text: str, title: str) -> str:
+    import markdown
+
+    return HTML_PAGE.format(title=title, body=markdown.markdown(markdown_text, extensions=["tables"]))
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def reports_dir(uc: UseCase, kind: str, version: str) -> Path:
+    path = paths().reports / uc.name / kind / f"{uc.model_name}-v{version}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fairness_table(metrics: CandidateMetrics) -> str:
+    return _table(
+        ["attribute", "group vs reference", "n (group / ref)", "approval rate (group / ref)", "disparate impact",
+         "statistical parity", "equal opportunity"],
+        [[g.attribute, f"{g.group} vs {g.reference}", f"{g.group_size} / {g.reference_size}",
+          f"{_fmt(g.selection_rate_group)} / {_fmt(g.selection_rate_reference)}", g.disparate_impact,
+          g.statistical_parity, g.equal_opportunity] for g in metrics.fairness],
+    )  # fmt: skip
+
+
+def rules_table(decision: GateDecision) -> str:
+    return _table(
+        ["rule", "subject", "value", "required", "result"],
+        [[r.rule, r.subject, r.value, r.threshold, "pass" if r.passed else "FAIL"] for r in decision.rules],
+    )
+
+
+def write_gate_report(
+    uc: UseCase, version: str, candidate: str, metrics: CandidateMetrics, decision: GateDecision
+) -> tuple[list[Path], str]:
+    """gate_report.json and gate_report.md for a version; returns the files and the SHA-256 of the JSON (the
+    evidence an approver signs off)."""
+    folder = reports_dir(uc, "gate", version)
+    report = {
+        "model": uc.model_name,
+        "version": version,
+        "candidate": candidate,
+        "usecase": uc.name,
+        "thresholds": uc.gate.model_dump(),
+        "metrics": metrics.as_dict(),
+        **decision.as_dict(),
+    }
+    json_path = folder / "gate_report.json"
+    json_path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    evidence = sha256_file(json_path)
+    failed = "\n".join(f"- {reason}" for reason in decision.reasons) or "- none: every rule holds"
+    md = f"""# Fairness gate report: {uc.model_name} v{version} ({candidate})
+
+**Decision: {decision.decision.upper()}**. Evidence SHA-256 (gate_report.json): `{evidence}`
+
+Performance on the holdout: AUC {_fmt(metrics.auc)}, accuracy {_fmt(metrics.accuracy)}, Brier score {_fmt(metrics.brier)};
+champion AUC on the same holdout: {_fmt(metrics.champion_auc)}.
+
+## Failed rules
+{failed}
+
+## Every rule
+{rules_table(decision)}
+
+## Fairness per protected group (favourable outcome: approval)
+{fairness_table(metrics)}
+"""
+    md_path = folder / "gate_report.md"
+    md_path.write_text(md)
+    return [json_path, md_path], evidence
+
+
+def _catalogue_rows(uc: UseCase) -> list[list[Any]]:
+    from fairway.features.catalogue import catalogue
+    from fairway.features.store import get_store
+
+    report = catalogue(get_store(uc))
+    return [
+        [r["feature"], r["view"], r["dtype"], r["personal_data"], r["protected"], r["proxy_risk"], r["legal_basis"],
+         r["retention_months"], r["justification"] or "-", r["services"]] for r in report.rows
+    ]  # fmt: skip
+
+
+def model_documentation(usecase: UseCase | str | None, version: str) -> dict[str, str]:
+    """Write the technical documentation (Annex IV headings) and model card of an approved version."""
+    import mlflow
+
+    from fairway import registry
+
+    uc = resolve(usecase)
+    mlc = registry.client()
+    mv = mlc.get_model_version(uc.model_name, version)
+    run = mlc.get_run(str(mv.run_id))
+    tags, params = run.data.tags, run.data.params
+    metrics = registry.run_metrics(str(mv.run_id))
+    lineage = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/lineage/training_frame.json")
+    gate = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/gate/gate_report.json")
+    decision = GateDecision(gate["passed"], [])
+    approval = registry.approval_of(mv)
+    if approval.get("decision") != "approved":
+        raise RuntimeError(f"{uc.model_name} v{version} has no approval record: document approved versions only")
+    siblings = mlc.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.`fairway.dataset_fingerprint` = '{tags['fairway.dataset_fingerprint']}'",
+    )
+    candidates = _table(
+        ["candidate", "AUC", "accuracy", "Brier", "within fairness thresholds", "registered"],
+        [[r.data.tags.get("fairway.candidate"), r.data.metrics.get("auc"), r.data.metrics.get("accuracy"),
+          r.data.metrics.get("brier"), r.data.tags.get("fairway.fairness_passed"),
+          "yes" if r.info.run_id == mv.run_id else "no"] for r in siblings],
+    )  # fmt: skip
+    worst = min(metrics.fairness, key=lambda g: g.disparate_impact if not math.isnan(g.disparate_impact) else -1)
+    previous = mv.tags.get("fairway.previous_champion", "none")
+    folder = reports_dir(uc, "documentation", version)
+    plot = folder / "fairness_by_group.png"
+    mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/evaluation/fairness_by_group.png", dst_path=str(folder))
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    md = f"""# {uc.model_name} v{version}: technical documentation and model card
+
+Generated {generated} by Fairway from MLflow run `{mv.run_id}` and the Feast registry of use case `{uc.name}`.
+Status: **champion** (approved {approval.get("decided_at")} by {approval.get("approver")}).
+
+## 1. General description and intended purpose (Annex IV 1, Art. 13)
+- Intended purpose: {uc.description}
+- Provider team: {uc.owner}. Model: `{uc.model_name}` version {version}, candidate `{tags.get("fairway.candidate")}`
+  ({params.get("algorithm")}; bias mitigation: {params.get("mitigation")}{", for " + params["mitigated_attribute"] if params.get("mitigated_attribute") else ""}).
+- Output: the probability that `{uc.label.feature}` = {uc.label.positive_value} ({uc.label.description}); a customer is approved when it is
+  below {uc.gate.decision_threshold}.
+- Inputs: feature service `{lineage["model_feature_service"]}` ({len(uc.model_inputs)} features). Protected attributes
+  ({", ".join(uc.protected_features)}) are not model inputs; they come from `{lineage["audit_feature_service"]}` for evaluation only.
+
+## 2. Design and development (Annex IV 2)
+Candidates trained on the same data (choice rule: the best AUC among candidates within the fairness thresholds,
+else the fairest):
+
+{candidates}
+
+### Data (Art. 10)
+- Snapshot months {", ".join(lineage["window_months"])}, labels as known at the end of {lineage["window_end"]};
+  holdout month {lineage["holdout_month"]}.
+- Rows: {lineage["rows"]} ({lineage["train_rows"]} training, {lineage["holdout_rows"]} holdout, {lineage["dropped_rows"]} left out for missing features);
+  share of `{uc.label.feature}` = {uc.label.positive_value}: {_fmt(lineage["positive_rate"])}.
+- Dataset fingerprint (SHA-256): `{lineage["fingerprint"]}`; code revision `{lineage.get("code_revision", tags.get("fairway.code_revision"))}`.
+
+Data catalogue of the features:
+
+{_table(["feature", "view", "type", "personal data", "protected", "proxy risk", "legal basis", "retention (months)", "justification", "services"], _catalogue_rows(uc))}
+
+## 3. Performance (Annex IV 3 and 4, Art. 15)
+On the holdout month {lineage["holdout_month"]} ({lineage["holdout_rows"]} customers): AUC {_fmt(metrics.auc)}, accuracy {_fmt(metrics.accuracy)},
+Brier score {_fmt(metrics.brier)}. Champion before this version, on the same holdout: AUC {_fmt(metrics.champion_auc)}.
+
+## 4. Fairness per protected group
+{fairness_table(metrics)}
+
+![approval, true-positive and false-positive rates by group](fairness_by_group.png)
+
+## 5. Risk management: the fairness gate (Art. 9)
+Decision **{decision.decision}** against the thresholds of `{uc.name}`; gate report SHA-256 `{mv.tags.get("fairway.gate_report_sha256")}`.
+
+{_table(["rule", "subject", "value", "required", "result"], [[r["rule"], r["subject"], r["value"], r["threshold"], "pass" if r["passed"] else "FAIL"] for r in gate["rules"]])}
+
+## 6. Human oversight (Art. 14)
+- Decision: {approval.get("decision")} by **{approval.get("approver")}** ({approval.get("mode")} mode) at {approval.get("decided_at")}.
+- Comment: {approval.get("comment") or "(none given)"}
+- The approval covers the evidence with SHA-256 `{approval.get("evidence_sha256")}`.
+- To stop the model: delete or move the `champion` alias of `{uc.model_name}` in MLflow, or pause the scoring DAGs in Airflow.
+
+## 7. Model card for deployers (Art. 13)
+- Works as measured above for the population of the training window. It works worst for
+  `{worst.attribute}` = {worst.group} (approval rate {_fmt(worst.selection_rate_group)} against {_fmt(worst.selection_rate_reference)} for {worst.reference};
+  disparate impact {_fmt(worst.disparate_impact)}).
+- Known limitations: trained on {len(lineage["window_months"])} months of data; customers whose situation differs
+  from that window (for example after an income shock) may be scored less accurately. Features with proxy risk
+  are listed in the catalogue above with their justification.
+
+## 8. Lifecycle and post-market monitoring (Annex IV 6 and 9, Art. 72)
+- Previous champion: {previous}. Every version, its gate decision and approval are kept in the MLflow registry.
+- Monitoring: monthly data drift (retraining requested when the share of drifted columns exceeds
+  {uc.drift.share_of_drifted_columns_max}) and, once labels arrive, performance and the fairness rules above.
+"""
+    md_path = folder / "model_documentation.md"
+    md_path.write_text(md)
+    html_path = folder / "model_documentation.html"
+    html_path.write_text(render_html(md, f"{uc.model_name} v{version}"))
+    for path in (md_path, html_path, plot):
+        mlc.log_artifact(str(mv.run_id), str(path), "documentation")
+    mlc.set_model_version_tag(
+        uc.model_name, version, "fairway.documentation", f"runs:/{mv.run_id}/documentation/model_documentation.html"
+    )
+    return {"markdown": str(md_path), "html": str(html_path)}

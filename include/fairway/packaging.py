@@ -1,0 +1,78 @@
+"""Packaging of an approved version: import it into the BentoML model store and build the bento from bento/.
+
+The BentoML model is tagged `<usecase>:mlflow-v<version>` and carries, as metadata, what the service needs to
+validate and answer on its own: the model inputs with their types and rules, the decision threshold, the MLflow
+name and version, the approval record and the gate decision. The bento pins that tag as its `model_tag`
+argument and carries the MLflow version in its labels. The build is offline (`lock_packages: false`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fairway.config import PROJECT_DIR, UseCase, paths, resolve
+
+BENTO_DIR = PROJECT_DIR / "bento"
+
+
+def bentoml_environment() -> None:
+    """BentoML's store lives under FAIRWAY_HOME (BENTOML_HOME unless set); no usage tracking."""
+    os.environ.setdefault("BENTOML_HOME", str(paths().bentoml))
+    os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+
+
+def input_schema(uc: UseCase) -> list[dict[str, Any]]:
+    """The model inputs with their rules, as BentoML metadata (which holds no None: unset rules are left out)."""
+    schema = []
+    for feature in (uc.feature(name) for name in uc.model_inputs):
+        entry = {"name": feature.name, "dtype": feature.dtype, "description": feature.description,
+                 "allowed": feature.allowed, "min": feature.min, "max": feature.max}  # fmt: skip
+        schema.append({key: value for key, value in entry.items() if value is not None})
+    return schema
+
+
+def package(usecase: UseCase | str | None, version: str) -> dict[str, str]:
+    """Import the approved MLflow version into BentoML and build its bento; idempotent for a version."""
+    import bentoml
+
+    from fairway import registry
+
+    uc = resolve(usecase)
+    bentoml_environment()
+    mv = registry.get_version(uc, version)
+    approval = registry.approval_of(mv)
+    if mv.tags.get("fairway.gate_decision") != "pass" or approval.get("decision") != "approved":
+        raise RuntimeError(f"{uc.model_name} v{version} is not approved: only the champion path packages a model")
+    registry.client()  # sets the tracking and registry URIs that import_model resolves against
+    tag = f"{uc.name}:mlflow-v{version}"
+    labels = {"mlflow_model_name": uc.model_name, "mlflow_version": str(version), "usecase": uc.name}
+    try:
+        model = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        bentoml.mlflow.import_model(
+            tag,
+            f"models:/{uc.model_name}/{version}",
+            labels=labels,
+            metadata={
+                "inputs": input_schema(uc),
+                "decision_threshold": uc.gate.decision_threshold,
+                "mlflow_model_name": uc.model_name,
+                "mlflow_version": str(version),
+                "mlflow_run_id": str(mv.run_id),
+                "approval": approval,
+                "gate_decision": mv.tags.get("fairway.gate_decision", ""),
+                "documentation": mv.tags.get("fairway.documentation", ""),
+            },
+        )
+        model = bentoml.models.get(tag)
+    bento = bentoml.bentos.build_bentofile(
+        str(BENTO_DIR / "bentofile.yaml"),
+        build_ctx=str(BENTO_DIR),
+        labels={**labels, "bento_model": str(model.tag)},
+        args={"model_tag": str(model.tag)},
+        reload=True,
+    )
+    registry.client().set_model_version_tag(uc.model_name, version, "fairway.bento", str(bento.tag))
+    return {"bento": str(bento.tag), "bento_model": str(model.tag), "bentoml_home": os.environ["BENTOML_HOME"]}

@@ -1,0 +1,307 @@
+"""Everything that talks to MLflow: runs of candidates, the model registry, and the aliases.
+
+Aliases: `candidate` points at the version the training DAG registered last; `champion` at the approved model
+that serves. `promote` is the only function that moves `champion`, and it refuses a version whose gate
+decision is not `pass` or whose approval does not cover the exact gate evidence (the report's SHA-256).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from fairway.config import PROJECT_DIR, UseCase, paths
+from fairway.gate import CandidateMetrics, GateDecision
+
+log = logging.getLogger(__name__)
+
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+TAG = "fairway."
+PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "cloudpickle"]
+
+
+class PromotionRefused(RuntimeError):
+    """The version may not become champion: no passing gate decision, or no approval of that evidence."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Human oversight of one deployment decision (AI Act Art. 14)."""
+
+    decision: str  # "approved" or "rejected"
+    approver: str  # a user name, or "policy:auto"
+    decided_at: str  # ISO 8601, UTC
+    comment: str
+    mode: str  # "human" or "auto"
+    evidence_sha256: str  # SHA-256 of the gate report the approver saw
+
+    def __post_init__(self) -> None:
+        if self.decision not in ("approved", "rejected"):
+            raise ValueError(f"approval decision must be 'approved' or 'rejected', not {self.decision!r}")
+        if not self.approver.strip():
+            raise ValueError("an approval needs an approver")
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set (PostgreSQL, a server), else SQLite under FAIRWAY_HOME/mlflow."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    paths().mlflow.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{paths().mlflow / 'mlflow.db'}"
+
+
+def client() -> MlflowClient:
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(uc: UseCase) -> str:
+    """The use case's experiment (`fairway-<usecase>`), created with its artifacts under FAIRWAY_HOME."""
+    mlc = client()
+    name = f"fairway-{uc.name}"
+    existing = mlc.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    location = (paths().mlflow / "artifacts" / uc.name).resolve().as_uri()
+    return str(mlc.create_experiment(name, artifact_location=location, tags={"fairway.usecase": uc.name}))
+
+
+def code_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PROJECT_DIR), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_DIR), "status", "--porcelain"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("+local-changes" if dirty.stdout.strip() else "")
+
+
+def flat_metrics(metrics: CandidateMetrics) -> dict[str, float]:
+    flat = {"auc": metrics.auc, "accuracy": metrics.accuracy, "brier": metrics.brier}
+    if metrics.champion_auc is not None:
+        flat["champion_auc_same_holdout"] = metrics.champion_auc
+    for g in metrics.fairness:
+        prefix = f"{g.attribute}.{g.group}"
+        flat[f"{prefix}.disparate_impact"] = g.disparate_impact
+        flat[f"{prefix}.statistical_parity"] = g.statistical_parity
+        flat[f"{prefix}.equal_opportunity"] = g.equal_opportunity
+        flat[f"{prefix}.selection_rate"] = g.selection_rate_group
+    return flat
+
+
+def log_candidate(
+    uc: UseCase,
+    candidate: str,
+    model: Any,
+    metrics: CandidateMetrics,
+    frame_summary: dict[str, Any],
+    params: dict[str, Any],
+    artifacts: list[Path],
+    input_example: Any,
+    choice: dict[str, Any],
+) -> dict[str, str]:
+    """One MLflow run per candidate: params, metrics, fairness table, plots, lineage and the model itself."""
+    from mlflow.models import infer_signature
+
+    exp = experiment_id(uc)
+    tags = {
+        f"{TAG}usecase": uc.name,
+        f"{TAG}candidate": candidate,
+        f"{TAG}window_end": frame_summary["window_end"],
+        f"{TAG}window_months": ",".join(frame_summary["window_months"]),
+        f"{TAG}holdout_month": frame_summary["holdout_month"],
+        f"{TAG}feature_service": frame_summary["model_feature_service"],
+        f"{TAG}audit_feature_service": frame_summary["audit_feature_service"],
+        f"{TAG}dataset_fingerprint": frame_summary["fingerprint"],
+        f"{TAG}rows": str(frame_summary["rows"]),
+        f"{TAG}code_revision": code_revision(),
+        f"{TAG}fairness_passed": str(choice["fairness_passed"]).lower(),
+        f"{TAG}gate_precheck": choice["gate_precheck"],
+    }
+    with mlflow.start_run(experiment_id=exp, run_name=f"{candidate}-{frame_summary['window_end']}", tags=tags) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics(flat_metrics(metrics))
+        mlflow.log_dict(metrics.as_dict(), "evaluation/metrics.json")
+        mlflow.log_dict(choice, "evaluation/gate_precheck.json")
+        mlflow.log_dict({**frame_summary, "code_revision": tags[f"{TAG}code_revision"]}, "lineage/training_frame.json")
+        for path in artifacts:
+            mlflow.log_artifact(str(path), "evaluation")
+        prediction = model.predict_proba(input_example)[:, 1]
+        with warnings.catch_warnings():  # integer inputs: the model is loaded as sklearn, not schema-enforced
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+            signature = infer_signature(input_example, prediction)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="cloudpickle",
+            pip_requirements=PIP_REQUIREMENTS,
+            signature=signature,
+            input_example=input_example.head(3),
+        )
+        mlflow.set_tag(f"{TAG}model_uri", info.model_uri)
+        return {"run_id": run.info.run_id, "model_uri": info.model_uri}
+
+
+def run_metrics(run_id: str) -> CandidateMetrics:
+    return CandidateMetrics.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation/metrics.json"))
+
+
+def register_candidate(uc: UseCase, run_id: str) -> str:
+    """Register a candidate run's model as a new version of the use case's model and point `candidate` at it."""
+    mlc = client()
+    run = mlc.get_run(run_id)
+    model_uri = run.data.tags[f"{TAG}model_uri"]
+    version = mlflow.register_model(
+        model_uri,
+        uc.model_name,
+        tags={
+            f"{TAG}run_id": run_id,
+            f"{TAG}candidate": run.data.tags[f"{TAG}candidate"],
+            f"{TAG}dataset_fingerprint": run.data.tags[f"{TAG}dataset_fingerprint"],
+            f"{TAG}gate_decision": "pending",
+            f"{TAG}status": "candidate",
+        },
+    )
+    mlc.update_model_version(uc.model_name, version.version, description=f"Candidate '{run.data.tags[f'{TAG}candidate']}' "
+                             f"trained on {run.data.tags[f'{TAG}window_months']} (run {run_id}).")  # fmt: skip
+    mlc.set_registered_model_alias(uc.model_name, CANDIDATE, version.version)
+    return str(version.version)
+
+
+def version_by_alias(uc: UseCase, alias: str) -> ModelVersion | None:
+    try:
+        return client().get_model_version_by_alias(uc.model_name, alias)
+    except MlflowException:
+        return None
+
+
+def get_version(uc: UseCase, version: str) -> ModelVersion:
+    return client().get_model_version(uc.model_name, version)
+
+
+def record_gate(
+    uc: UseCase, version: str, decision: GateDecision, report_files: list[Path], evidence_sha256: str
+) -> None:
+    """Attach the gate report to the version's run and its decision to the version."""
+    mlc = client()
+    mv = mlc.get_model_version(uc.model_name, version)
+    for path in report_files:
+        mlc.log_artifact(mv.run_id, str(path), "gate")
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}gate_decision", decision.decision)
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}gate_report_sha256", evidence_sha256)
+    mlc.set_model_version_tag(
+        uc.model_name, version, f"{TAG}gate_reasons", "; ".join(decision.reasons)[:4900] or "all rules hold"
+    )
+    if not decision.passed:
+        mlc.set_model_version_tag(uc.model_name, version, f"{TAG}status", "rejected")
+
+
+def _approval_tags(approval: Approval) -> dict[str, str]:
+    return {f"{TAG}approval.{k}": str(v)[:4900] for k, v in asdict(approval).items()}
+
+
+def record_rejection(uc: UseCase, version: str, approval: Approval) -> None:
+    """A person (or policy) declined a version that passed the gate: recorded, `champion` untouched."""
+    mlc = client()
+    for key, value in _approval_tags(approval).items():
+        mlc.set_model_version_tag(uc.model_name, version, key, value)
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}status", "rejected")
+
+
+def promote(uc: UseCase, version: str, approval: Approval) -> dict[str, str | None]:
+    """Move `champion` to `version`: only with a passing gate decision and an approval of that very evidence."""
+    mlc = client()
+    mv = mlc.get_model_version(uc.model_name, version)
+    tags = mv.tags
+    if tags.get(f"{TAG}gate_decision") != "pass":
+        raise PromotionRefused(
+            f"{uc.model_name} v{version}: gate decision is {tags.get(f'{TAG}gate_decision')!r}, not 'pass'"
+        )
+    if approval.decision != "approved":
+        raise PromotionRefused(f"{uc.model_name} v{version}: approval decision is {approval.decision!r}")
+    if approval.evidence_sha256 != tags.get(f"{TAG}gate_report_sha256"):
+        raise PromotionRefused(f"{uc.model_name} v{version}: the approval covers other evidence than the gate report")
+    previous = version_by_alias(uc, CHAMPION)
+    for key, value in _approval_tags(approval).items():
+        mlc.set_model_version_tag(uc.model_name, version, key, value)
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}promoted_at", datetime.now(UTC).isoformat())
+    mlc.set_model_version_tag(
+        uc.model_name, version, f"{TAG}previous_champion", previous.version if previous else "none"
+    )
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}status", "champion")
+    mlc.set_registered_model_alias(uc.model_name, CHAMPION, version)
+    if previous is not None and previous.version != version:
+        mlc.set_model_version_tag(uc.model_name, previous.version, f"{TAG}status", "superseded")
+        mlc.set_model_version_tag(uc.model_name, previous.version, f"{TAG}superseded_by", version)
+    log.info("%s v%s is champion (was %s)", uc.model_name, version, previous.version if previous else None)
+    return {"model": uc.model_name, "version": version, "previous": previous.version if previous else None}
+
+
+def approval_of(mv: ModelVersion) -> dict[str, str]:
+    prefix = f"{TAG}approval."
+    return {k[len(prefix) :]: v for k, v in mv.tags.items() if k.startswith(prefix)}
+
+
+def status(uc: UseCase) -> dict[str, Any]:
+    """Champion with its approval record, every version with its gate decision, the latest metrics."""
+    mlc = client()
+    champion = version_by_alias(uc, CHAMPION)
+    candidate = version_by_alias(uc, CANDIDATE)
+    versions: list[ModelVersion] = []
+    try:
+        versions = list(mlc.search_model_versions(f"name = '{uc.model_name}'", order_by=["version_number DESC"]))
+    except MlflowException:
+        pass
+    rows = []
+    for mv in versions:
+        run = mlc.get_run(str(mv.run_id))
+        rows.append({
+            "version": str(mv.version),
+            "candidate": mv.tags.get(f"{TAG}candidate"),
+            "status": mv.tags.get(f"{TAG}status"),
+            "gate_decision": mv.tags.get(f"{TAG}gate_decision"),
+            "gate_reasons": mv.tags.get(f"{TAG}gate_reasons"),
+            "approval": approval_of(mv),
+            "window": run.data.tags.get(f"{TAG}window_months"),
+            "metrics": {k: round(v, 4) for k, v in run.data.metrics.items()},
+            "run_id": mv.run_id,
+        })  # fmt: skip
+    return {
+        "usecase": uc.name,
+        "model": uc.model_name,
+        "tracking_uri": tracking_uri(),
+        "champion": None if champion is None else {"version": str(champion.version), "approval": approval_of(champion)},
+        "candidate": None if candidate is None else str(candidate.version),
+        "versions": rows,
+    }
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+def load_champion(uc: UseCase) -> Any:
+    """The champion's sklearn model, or None when there is none yet."""
+    if version_by_alias(uc, CHAMPION) is None:
+        return None
+    return mlflow.sklearn.load_model(f"models:/{uc.model_name}@{CHAMPION}")
