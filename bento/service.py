@@ -57,7 +57,7 @@ class FairwayModel:
     def __init__(self) -> None:
         import mlflow.sklearn
 
-        self.model = mlflow.sklearn.load_model(self.bento_model.path_of("mlflow_model"))
+        self.classifier = mlflow.sklearn.load_model(self.bento_model.path_of("mlflow_model"))
         self.meta = self.bento_model.info.metadata
         self.columns = [spec["name"] for spec in INPUTS]
 
@@ -67,7 +67,7 @@ class FairwayModel:
         import pandas as pd
 
         frame = pd.DataFrame([applicant.model_dump()], columns=self.columns)  # type: ignore[attr-defined]
-        score = float(self.model.predict_proba(frame)[0, 1])
+        score = float(self.classifier.predict_proba(frame)[0, 1])
         threshold = float(self.meta["decision_threshold"])
         return Decision(
             score=score,
@@ -77,8 +77,8 @@ class FairwayModel:
             model_version=self.meta["mlflow_version"],
         )
 
-    @bentoml.api(route="/model", input_spec=None)
-    def model(self) -> dict[str, Any]:
+    @bentoml.api(route="/model")
+    def model_info(self) -> dict[str, Any]:
         """Which model answers: name, version, approval record and gate summary."""
         return {
             key: self.meta[key]

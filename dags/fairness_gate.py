@@ -106,10 +106,13 @@ def fairness_gate() -> None:
         defaults="Reject",
     )
 
+    # upstream are the two approval paths only (the gate result is pulled, not passed): when the gate
+    # rejected, both are skipped and so is promote
     @task(trigger_rule="none_failed_min_one_success")
-    def promote(gated: dict[str, Any], params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+    def promote(params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
         from fairway.promotion import approval_from_response, promote
 
+        gated = ti.xcom_pull(task_ids="evaluate_gate")
         approval = ti.xcom_pull(task_ids="auto_approval")
         if approval is None:
             approval = approval_from_response(ti.xcom_pull(task_ids="human_approval", key="hitl_response"), gated)
@@ -143,7 +146,7 @@ def fairness_gate() -> None:
     branch = route(gated)
     rejected, auto = reject_candidate(gated), auto_approval(gated)
     branch >> [rejected, auto, human_approval]
-    promoted = promote(gated)
+    promoted = promote()
     [auto, human_approval] >> promoted
     package(promoted, document(promoted))
     # not downstream of package: a failed packaging must fail the run, not be masked by this all_done task

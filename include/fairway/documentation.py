@@ -196,7 +196,7 @@ Data catalogue of the features:
 
 ## 3. Performance (Annex IV 3 and 4, Art. 15)
 On the holdout month {lineage["holdout_month"]} ({lineage["holdout_rows"]} customers): AUC {_fmt(metrics.auc)}, accuracy {_fmt(metrics.accuracy)},
-Brier score {_fmt(metrics.brier)}. Champion before this version, on the same holdout: AUC {_fmt(metrics.champion_auc)}.
+Brier score {_fmt(metrics.brier)}. {"No champion before this version." if metrics.champion_auc is None else f"Champion before this version, on the same holdout: AUC {_fmt(metrics.champion_auc)}."}
 
 ## 4. Fairness per protected group
 {fairness_table(metrics)}

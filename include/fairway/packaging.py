@@ -1,6 +1,7 @@
 """Packaging of an approved version: import it into the BentoML model store and build the bento from bento/.
 
-The BentoML model is tagged `<usecase>:mlflow-v<version>` and carries, as metadata, what the service needs to
+The BentoML model is tagged `<usecase>:mlflow-v<version>-<run id prefix>` (unique even if the MLflow registry
+is recreated while the BentoML store is kept) and carries, as metadata, what the service needs to
 validate and answer on its own: the model inputs with their types and rules, the decision threshold, the MLflow
 name and version, the approval record and the gate decision. The bento pins that tag as its `model_tag`
 argument and carries the MLflow version in its labels. The build is offline (`lock_packages: false`).
@@ -46,7 +47,7 @@ def package(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     if mv.tags.get("fairway.gate_decision") != "pass" or approval.get("decision") != "approved":
         raise RuntimeError(f"{uc.model_name} v{version} is not approved: only the champion path packages a model")
     registry.client()  # sets the tracking and registry URIs that import_model resolves against
-    tag = f"{uc.name}:mlflow-v{version}"
+    tag = f"{uc.name}:mlflow-v{version}-{str(mv.run_id)[:12]}"
     labels = {"mlflow_model_name": uc.model_name, "mlflow_version": str(version), "usecase": uc.name}
     try:
         model = bentoml.models.get(tag)

@@ -265,6 +265,12 @@ def fit_candidate(uc: UseCase, name: str, train: pd.DataFrame) -> tuple[Any, dic
     raise ValueError(f"unknown candidate '{name}' (known: {', '.join(CANDIDATES)})")
 
 
+def predict_scores(model: Any, inputs: pd.DataFrame) -> np.ndarray:
+    """Probability of the adverse outcome, clipped to [0, 1] (ExponentiatedGradient's mixture can exceed 1
+    by a rounding error)."""
+    return np.clip(model.predict_proba(inputs)[:, 1], 0.0, 1.0)
+
+
 def evaluate_model(uc: UseCase, model: Any, holdout: pd.DataFrame, champion: Any = None) -> tuple[Any, np.ndarray]:
     """Performance and fairness of a model on the holdout; the champion, if any, scored on the same rows."""
     from sklearn.metrics import accuracy_score, brier_score_loss, roc_auc_score
@@ -273,11 +279,11 @@ def evaluate_model(uc: UseCase, model: Any, holdout: pd.DataFrame, champion: Any
     from fairway.gate import CandidateMetrics
 
     y = positive_target(uc, holdout)
-    scores = model.predict_proba(holdout[uc.model_inputs])[:, 1]
+    scores = predict_scores(model, holdout[uc.model_inputs])
     approved = approvals(uc, scores)
     champion_auc = None
     if champion is not None:
-        champion_auc = float(roc_auc_score(y, champion.predict_proba(holdout[uc.model_inputs])[:, 1]))
+        champion_auc = float(roc_auc_score(y, predict_scores(champion, holdout[uc.model_inputs])))
     metrics = CandidateMetrics(
         auc=float(roc_auc_score(y, scores)),
         accuracy=float(accuracy_score(y, 1 - approved)),

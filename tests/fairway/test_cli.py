@@ -44,3 +44,14 @@ def test_errors_are_reported_without_a_traceback(home: Path, tmp_path: Path) -> 
     assert config.returncode == 2
     assert "name: String should match pattern" in config.stderr
     assert "entity: Field required" in config.stderr
+
+
+def test_status_without_a_registry_says_there_is_no_champion(home: Path) -> None:
+    text = _fairway(home, "status")
+    assert text.returncode == 0, text.stderr
+    assert "champion: none" in text.stdout
+    as_json = _fairway(home, "status", "--json")
+    import json
+
+    report = json.loads(as_json.stdout)
+    assert report["champion"] is None and report["versions"] == [] and report["model"] == "credit-risk"

@@ -1,0 +1,57 @@
+"""Run `bentoml serve` for a bento in a subprocess on a free loopback port, and stop it with all its workers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served(bento: str, timeout: float = 90) -> Iterator[str]:
+    """Yield the base URL of `bentoml serve <bento>` once /readyz answers 200; kill the process group after."""
+    port = free_port()
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    log = open(Path(os.environ.get("BENTOML_HOME", ".")) / f"serve-{port}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [bentoml, "serve", bento, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited with {process.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bentoml serve not ready after {timeout} s; see {log.name}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
