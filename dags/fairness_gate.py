@@ -23,12 +23,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, task
 from fairway_assets import CHAMPION_MODEL, MODEL_CANDIDATE
-
-default_args = {"owner": "fairway", "retries": 2}
+from fairway_common import DEFAULT_ARGS, START_DATE, usecase_param
 
 
 class RecordedApprovalOperator(ApprovalOperator):
@@ -48,19 +46,14 @@ class RecordedApprovalOperator(ApprovalOperator):
 @dag(
     dag_id="fairness_gate",
     schedule=MODEL_CANDIDATE,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=default_args,
+    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     tags=["fairway", "governance"],
     params={
-        "usecase": Param(
-            "credit_risk",
-            type="string",
-            title="Use case",
-            description="Name of the use-case config (include/fairway/usecases/<name>.yaml).",
-        ),
+        "usecase": usecase_param(),
         "version": Param(
             None,
             type=["null", "string"],

@@ -20,12 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from fairway_assets import FEATURES
-
-# retry_delay comes from [core] default_task_retry_delay (Airflow default: 300 s)
-default_args = {"owner": "fairway", "retries": 2}
+from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, check_catalogue, usecase_param
 
 
 def _month(params: dict[str, Any], data_interval_start: Any) -> str:
@@ -35,35 +32,24 @@ def _month(params: dict[str, Any], data_interval_start: Any) -> str:
 @dag(
     dag_id="feature_pipeline",
     schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=default_args,
+    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     tags=["fairway", "features"],
     params={
-        "usecase": Param(
-            "credit_risk",
-            type="string",
-            title="Use case",
-            description="Name of the use-case config (include/fairway/usecases/<name>.yaml).",
-        ),
+        "usecase": usecase_param(),
         "month": Param(
             None,
             type=["null", "string"],
-            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            pattern=MONTH_PATTERN,
             title="Month (YYYY-MM)",
             description="Month to ingest. Empty: the month of the run's data interval.",
         ),
     },  # fmt: skip
 )
 def feature_pipeline() -> None:
-    @task
-    def check_catalogue(params: dict[str, Any]) -> dict[str, int]:
-        from fairway.features.catalogue import check_usecase
-
-        return check_usecase(params["usecase"])
-
     @task
     def validate_snapshot(params: dict[str, Any], data_interval_start: Any = None) -> dict[str, Any]:
         from fairway.data import validate_month_summary

@@ -20,34 +20,28 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import Param, dag, task
 from fairway_assets import MODEL_CANDIDATE, RETRAINING_REQUEST
+from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, check_catalogue, usecase_param
 
-default_args = {"owner": "fairway", "retries": 2}
 CANDIDATES = ["baseline", "reweighing", "exponentiated_gradient"]
 
 
 @dag(
     dag_id="training",
     schedule=RETRAINING_REQUEST,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=default_args,
+    default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     tags=["fairway", "training"],
     params={
-        "usecase": Param(
-            "credit_risk",
-            type="string",
-            title="Use case",
-            description="Name of the use-case config (include/fairway/usecases/<name>.yaml).",
-        ),
+        "usecase": usecase_param(),
         "window_end": Param(
             None,
             type=["null", "string"],
-            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            pattern=MONTH_PATTERN,
             title="Window end (YYYY-MM)",
             description="Labels as known at the end of this month. Empty: the latest month with labels.",
         ),
@@ -70,12 +64,6 @@ CANDIDATES = ["baseline", "reweighing", "exponentiated_gradient"]
     },  # fmt: skip
 )
 def training() -> None:
-    @task
-    def check_catalogue(params: dict[str, Any]) -> dict[str, int]:
-        from fairway.features.catalogue import check_usecase
-
-        return check_usecase(params["usecase"])
-
     @task
     def build_training_frame(params: dict[str, Any]) -> dict[str, Any]:
         from fairway.training import build_training_frame
