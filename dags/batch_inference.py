@@ -1,0 +1,67 @@
+"""
+### batch_inference — monthly scoring of the month's customers with the champion
+
+1. **pin_champion** — resolves the `champion` alias once; the whole run scores with that version, even if
+   the alias moves meanwhile.
+2. **score_month** — the customers with a snapshot in the month, their model inputs from `credit_model_v1`
+   as of the end of the month (point in time), scores and decisions; the month's prediction records
+   (pseudonymised subject, score, decision and threshold, model name and version, feature service, data
+   interval, input fingerprint, run id) replace the month's partition atomically. Fails with the reason and
+   writes nothing when there is no champion or features are missing.
+
+Emits `fairway_predictions`. History: `airflow backfill create --dag-id batch_inference --from-date 2024-07-01
+--to-date 2024-12-31`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from fairway_assets import PREDICTIONS
+from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, usecase_param
+
+
+@dag(
+    dag_id="batch_inference",
+    schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+    tags=["fairway", "inference"],
+    params={
+        "usecase": usecase_param(),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=MONTH_PATTERN,
+            title="Month (YYYY-MM)",
+            description="Month to score. Empty: the month of the run's data interval.",
+        ),
+    },
+)
+def batch_inference() -> None:
+    @task
+    def pin_champion(params: dict[str, Any]) -> dict[str, str]:
+        from fairway.inference import pin_champion
+
+        return pin_champion(params["usecase"])
+
+    @task(outlets=[PREDICTIONS])
+    def score_month(
+        pinned: dict[str, str], params: dict[str, Any], run_id: str | None = None, data_interval_start: Any = None,
+        outlet_events: Any = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        from fairway.inference import score_month
+
+        month = params["month"] or data_interval_start.strftime("%Y-%m")
+        scored = score_month(params["usecase"], month, pinned, str(run_id))
+        outlet_events[PREDICTIONS].extra = {"usecase": params["usecase"], "month": month, "version": pinned["version"]}
+        return scored
+
+    score_month(pin_champion())
+
+
+batch_inference()
