@@ -6,7 +6,9 @@
 4. run `training` on the first months (labels known at the end of --train-until) and `fairness_gate`,
    approved by policy (FAIRWAY_APPROVAL_MODE=auto, recorded as approver `policy:auto`), which promotes,
    documents and packages the chosen candidate,
-5. print the catalogue, the rows per month and feature view, and the candidates with their gate decisions.
+5. run `batch_inference` for every month after the training window,
+6. print the catalogue, the rows per month and feature view, the candidates with their gate decisions and the
+   months scored.
 
 Everything is written under FAIRWAY_HOME; Airflow's metadata DB is under FAIRWAY_HOME/airflow.
 """
@@ -125,6 +127,19 @@ def main() -> int:
     seconds = run_dag("fairness_gate", {"usecase": uc.name, "version": None})
     print(f"    fairness_gate: success in {seconds:.1f} s")
     print_candidates(uc)
+
+    later = months[months.index(window_end) + 1 :]
+    _step(f"run batch_inference for {len(later)} months with the champion")
+    import pandas as pd
+
+    from fairway.records import prediction_partition
+
+    for month in later:
+        seconds = run_dag("batch_inference", {"usecase": uc.name, "month": month})
+        records = pd.read_parquet(prediction_partition(uc, month))
+        print(f"    {month}: {len(records):,} customers scored with v{records['model_version'].iloc[0]}, "
+              f"{(records['decision'] == 'decline').mean():.1%} declined ({seconds:.1f} s)")  # fmt: skip
+    print(f"    records: {prediction_partition(uc, later[0]).parent if later else '-'}")
     print(f"\nDone. Data, Feast registry and online store, Airflow DB: {home}")
     print(
         f"Feast CLI:   export FAIRWAY_HOME={home} FAIRWAY_USECASE={uc.name}; feast -c feature_repo feature-views list"

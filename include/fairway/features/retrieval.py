@@ -7,12 +7,15 @@ floor the benchmark measures Feast against.
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 
 import pandas as pd
 from feast import FeatureStore
 
 from fairway.config import UseCase
+
+FEAST_EVENT_TIMESTAMP = "event_timestamp"
 
 
 def historical_features(store: FeatureStore, uc: UseCase, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
@@ -28,11 +31,15 @@ def historical_features(store: FeatureStore, uc: UseCase, entity_df: pd.DataFram
     rows[ts] = pd.to_datetime(rows[ts], utc=True).astype("datetime64[us, UTC]")
     order = "_fairway_row"
     rows[order] = range(len(rows))
-    frame = store.get_historical_features(entity_df=rows, features=store.get_feature_service(service)).to_df()
+    # Feast's own name for the entity timestamp (it announces any other name it has to infer)
+    rows = rows.rename(columns={ts: FEAST_EVENT_TIMESTAMP})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fetch_arrow_table", category=DeprecationWarning)
+        frame = store.get_historical_features(entity_df=rows, features=store.get_feature_service(service)).to_df()
     if len(frame) != len(rows):
         raise RuntimeError(f"feature retrieval returned {len(frame)} rows for {len(rows)} entity rows")
-    frame = frame.sort_values(order).drop(columns=order).reset_index(drop=True)
-    return frame
+    frame = frame.rename(columns={FEAST_EVENT_TIMESTAMP: ts})
+    return frame.sort_values(order).drop(columns=order).reset_index(drop=True)
 
 
 def merge_asof_frame(

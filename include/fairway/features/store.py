@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -124,7 +125,9 @@ def materialize_month(usecase: UseCase | str | None, month: str) -> dict[str, An
     start, end = materialize_window(uc, month)
     views = [v.name for v in uc.feature_views if v.online]
     store = get_store(uc)
-    store.materialize(start_date=start.to_pydatetime(), end_date=end.to_pydatetime(), feature_views=views)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fetch_arrow_table", category=DeprecationWarning)
+        store.materialize(start_date=start.to_pydatetime(), end_date=end.to_pydatetime(), feature_views=views)
     log.info("materialized %s for [%s, %s)", views, start, end)
     return {"month": month, "views": views, "start": start.isoformat(), "end": end.isoformat()}
 
