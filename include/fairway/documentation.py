@@ -143,7 +143,6 @@ def model_documentation(usecase: UseCase | str | None, version: str) -> dict[str
     metrics = registry.run_metrics(str(mv.run_id))
     lineage = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/lineage/training_frame.json")
     gate = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/gate/gate_report.json")
-    decision = GateDecision(gate["passed"], [])
     approval = registry.approval_of(mv)
     if approval.get("decision") != "approved":
         raise RuntimeError(f"{uc.model_name} v{version} has no approval record: document approved versions only")
@@ -204,7 +203,7 @@ Brier score {_fmt(metrics.brier)}. {"No champion before this version." if metric
 ![approval, true-positive and false-positive rates by group](fairness_by_group.png)
 
 ## 5. Risk management: the fairness gate (Art. 9)
-Decision **{decision.decision}** against the thresholds of `{uc.name}`; gate report SHA-256 `{mv.tags.get("fairway.gate_report_sha256")}`.
+Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate report SHA-256 `{mv.tags.get("fairway.gate_report_sha256")}`.
 
 {_table(["rule", "subject", "value", "required", "result"], [[r["rule"], r["subject"], r["value"], r["threshold"], "pass" if r["passed"] else "FAIL"] for r in gate["rules"]])}
 

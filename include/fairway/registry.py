@@ -202,7 +202,8 @@ def get_version(uc: UseCase, version: str) -> ModelVersion:
 def record_gate(
     uc: UseCase, version: str, decision: GateDecision, report_files: list[Path], evidence_sha256: str
 ) -> None:
-    """Attach the gate report to the version's run and its decision to the version."""
+    """Attach the gate report to the version's run and its decision to the version (the status follows from
+    the branch taken: promotion.reject_candidate, or the review)."""
     mlc = client()
     mv = mlc.get_model_version(uc.model_name, version)
     for path in report_files:
@@ -212,8 +213,6 @@ def record_gate(
     mlc.set_model_version_tag(
         uc.model_name, version, f"{TAG}gate_reasons", "; ".join(decision.reasons)[:4900] or "all rules hold"
     )
-    if not decision.passed:
-        mlc.set_model_version_tag(uc.model_name, version, f"{TAG}status", "rejected")
 
 
 def _approval_tags(approval: Approval) -> dict[str, str]:
