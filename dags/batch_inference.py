@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import dag, task
 from fairway_assets import PREDICTIONS
-from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, usecase_param
+from fairway_common import DEFAULT_ARGS, MONTHLY, START_DATE, month_param, run_month, usecase_param
 
 
 @dag(
     dag_id="batch_inference",
-    schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
+    schedule=MONTHLY,
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -33,13 +33,7 @@ from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, usecase_para
     tags=["fairway", "inference"],
     params={
         "usecase": usecase_param(),
-        "month": Param(
-            None,
-            type=["null", "string"],
-            pattern=MONTH_PATTERN,
-            title="Month (YYYY-MM)",
-            description="Month to score. Empty: the month of the run's data interval.",
-        ),
+        "month": month_param("score"),
     },
 )
 def batch_inference() -> None:
@@ -56,7 +50,7 @@ def batch_inference() -> None:
     ) -> dict[str, Any]:  # fmt: skip
         from fairway.inference import score_month
 
-        month = params["month"] or data_interval_start.strftime("%Y-%m")
+        month = run_month(params, data_interval_start)
         scored = score_month(params["usecase"], month, pinned, str(run_id))
         outlet_events[PREDICTIONS].extra = {"usecase": params["usecase"], "month": month, "version": pinned["version"]}
         return scored

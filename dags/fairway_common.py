@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, task
+from airflow.sdk import CronDataIntervalTimetable, Param, task
 
 # retry_delay comes from [core] default_task_retry_delay (Airflow default: 300 s)
 DEFAULT_ARGS = {"owner": "fairway", "retries": 2}
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+# month partitions: data_interval_start..end is the calendar month (plain "@monthly" has a zero-width interval)
+MONTHLY = CronDataIntervalTimetable("@monthly", timezone="UTC")
 
 
 def usecase_param() -> Param:
@@ -28,3 +30,19 @@ def check_catalogue(params: dict[str, Any]) -> dict[str, int]:
     from fairway.features.catalogue import check_usecase
 
     return check_usecase(params["usecase"])
+
+
+def month_param(action: str) -> Param:
+    """The optional month of a monthly DAG's trigger form; empty means the run's data interval."""
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=MONTH_PATTERN,
+        title="Month (YYYY-MM)",
+        description=f"Month to {action}. Empty: the month of the run's data interval.",
+    )
+
+
+def run_month(params: dict[str, Any], data_interval_start: Any) -> str:
+    """The month a monthly run works on: the form's month, else the month of the data interval."""
+    return params.get("month") or data_interval_start.strftime("%Y-%m")

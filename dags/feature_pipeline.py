@@ -20,18 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import dag, task
 from fairway_assets import FEATURES
-from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, check_catalogue, usecase_param
-
-
-def _month(params: dict[str, Any], data_interval_start: Any) -> str:
-    return params.get("month") or data_interval_start.strftime("%Y-%m")
+from fairway_common import DEFAULT_ARGS, MONTHLY, START_DATE, check_catalogue, month_param, run_month, usecase_param
 
 
 @dag(
     dag_id="feature_pipeline",
-    schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
+    schedule=MONTHLY,
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -40,13 +36,7 @@ def _month(params: dict[str, Any], data_interval_start: Any) -> str:
     tags=["fairway", "features"],
     params={
         "usecase": usecase_param(),
-        "month": Param(
-            None,
-            type=["null", "string"],
-            pattern=MONTH_PATTERN,
-            title="Month (YYYY-MM)",
-            description="Month to ingest. Empty: the month of the run's data interval.",
-        ),
+        "month": month_param("ingest"),
     },  # fmt: skip
 )
 def feature_pipeline() -> None:
@@ -54,7 +44,7 @@ def feature_pipeline() -> None:
     def validate_snapshot(params: dict[str, Any], data_interval_start: Any = None) -> dict[str, Any]:
         from fairway.data import validate_month_summary
 
-        return validate_month_summary(params["usecase"], _month(params, data_interval_start))
+        return validate_month_summary(params["usecase"], run_month(params, data_interval_start))
 
     @task
     def write_offline_partition(validated: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
