@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fairway.config import UseCase, paths, resolve
-from fairway.gate import CandidateMetrics, GateDecision
+from fairway.gate import CandidateMetrics, GateDecision, RuleResult
 
 HTML_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -205,7 +205,7 @@ Brier score {_fmt(metrics.brier)}. {"No champion before this version." if metric
 ## 5. Risk management: the fairness gate (Art. 9)
 Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate report SHA-256 `{mv.tags.get("fairway.gate_report_sha256")}`.
 
-{_table(["rule", "subject", "value", "required", "result"], [[r["rule"], r["subject"], r["value"], r["threshold"], "pass" if r["passed"] else "FAIL"] for r in gate["rules"]])}
+{rules_table(GateDecision(gate["passed"], [RuleResult(**r) for r in gate["rules"]]))}
 
 ## 6. Human oversight (Art. 14)
 - Decision: {approval.get("decision")} by **{approval.get("approver")}** ({approval.get("mode")} mode) at {approval.get("decided_at")}.

@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fairway.config import UseCase, month_str, resolve
@@ -52,6 +53,7 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
     import mlflow
 
     from fairway import registry
+    from fairway.fairness import approvals
     from fairway.features.retrieval import historical_features
     from fairway.features.store import get_store
     from fairway.records import input_fingerprints, pseudonymise, write_predictions
@@ -77,7 +79,7 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
     records = pd.DataFrame({
         "subject": pseudonymise(frame[uc.entity.join_key]),
         "score": scores,
-        "decision": ["approve" if s < threshold else "decline" for s in scores],
+        "decision": np.where(approvals(uc, scores) == 1, "approve", "decline"),
         "threshold": threshold,
         "model_name": pinned["model"],
         "model_version": pinned["version"],
