@@ -46,3 +46,12 @@ def month_param(action: str) -> Param:
 def run_month(params: dict[str, Any], data_interval_start: Any) -> str:
     """The month a monthly run works on: the form's month, else the month of the data interval."""
     return params.get("month") or data_interval_start.strftime("%Y-%m")
+
+
+def triggered_by(triggering_asset_events: Any) -> dict[str, Any]:
+    """What the asset events that triggered the run carry (`extra`, later events win); empty for manual runs."""
+    carried: dict[str, Any] = {}
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            carried.update(event.extra or {})
+    return carried

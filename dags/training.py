@@ -12,7 +12,8 @@
 4. **register_candidate** — the best AUC among candidates within the fairness thresholds, else the fairest,
    becomes a new version of the model with alias `candidate`.
 
-Triggered by hand (the form below) or by a `fairway_retraining_request` from monitoring. Emits
+Triggered by hand (the form below) or by a `fairway_retraining_request` from monitoring: then the window ends
+at the month of the request (the labels known then) and the request's reasons are kept as the run's lineage. Emits
 `fairway_model_candidate`, which schedules `fairness_gate`.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 from fairway_assets import MODEL_CANDIDATE, RETRAINING_REQUEST
-from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, check_catalogue, usecase_param
+from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, check_catalogue, triggered_by, usecase_param
 
 CANDIDATES = ["baseline", "reweighing", "exponentiated_gradient"]
 
@@ -65,10 +66,16 @@ CANDIDATES = ["baseline", "reweighing", "exponentiated_gradient"]
 )
 def training() -> None:
     @task
-    def build_training_frame(params: dict[str, Any]) -> dict[str, Any]:
+    def build_training_frame(params: dict[str, Any], triggering_asset_events: Any = None) -> dict[str, Any]:
         from fairway.training import build_training_frame
 
-        return build_training_frame(params["usecase"], params["window_end"], params["window_months"])
+        request = triggered_by(triggering_asset_events)
+        return build_training_frame(
+            params["usecase"],
+            params["window_end"] or request.get("month"),
+            params["window_months"],
+            trigger=request.get("reasons"),
+        )
 
     @task
     def candidate_names(params: dict[str, Any]) -> list[str]:
@@ -86,7 +93,8 @@ def training() -> None:
     ) -> dict[str, Any]:
         from fairway.training import register_best
 
-        registered = register_best(params["usecase"], list(results))
+        # by index: iterating the lazy XCom sequence runs past its end and logs a 404
+        registered = register_best(params["usecase"], [results[i] for i in range(len(results))])
         outlet_events[MODEL_CANDIDATE].extra = {"usecase": params["usecase"], "version": registered["version"]}
         return registered
 

@@ -2,13 +2,14 @@
 
 1. generate the seeded synthetic snapshots of the use case (its `synthetic:` settings),
 2. apply the Feast repo and check the data catalogue,
-3. run the `feature_pipeline` DAG (a real Airflow DagRun via `dag.test()`) for every month,
-4. run `training` on the first months (labels known at the end of --train-until) and `fairness_gate`,
-   approved by policy (FAIRWAY_APPROVAL_MODE=auto, recorded as approver `policy:auto`), which promotes,
-   documents and packages the chosen candidate,
-5. run `batch_inference` for every month after the training window,
-6. print the catalogue, the rows per month and feature view, the candidates with their gate decisions and the
-   months scored.
+3. run the `feature_pipeline` DAG (a real Airflow DagRun via `dag.test()`) for the months up to --train-until,
+4. run `training` on those months and `fairness_gate`, approved by policy (FAIRWAY_APPROVAL_MODE=auto, recorded
+   as approver `policy:auto`), which promotes, documents and packages the chosen candidate,
+5. then month by month, as time passes: `feature_pipeline`, `batch_inference`, and what their Assets trigger
+   (`monitoring`; on drift or a fairness breach `training` and `fairness_gate`), created by Airflow's
+   scheduler code from the queued asset events (include/local_runs.py),
+6. print per month: rows scored, drift share, AUC and fairness of judged decisions, alerts and retraining;
+   then the monitoring history, the champion history and where the reports are.
 
 Everything is written under FAIRWAY_HOME; Airflow's metadata DB is under FAIRWAY_HOME/airflow.
 """
@@ -16,11 +17,14 @@ Everything is written under FAIRWAY_HOME; Airflow's metadata DB is under FAIRWAY
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -30,18 +34,46 @@ def _step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def run_dag(dag_id: str, conf: dict[str, object]) -> float:
-    """Run one DAG to completion in this process; exit with the failed task named when it fails."""
-    from airflow.dag_processing.dagbag import BundleDagBag
+QUIET = True
 
-    dag = BundleDagBag(dag_folder=str(PROJECT / "dags"), bundle_path=PROJECT / "dags").get_dag(dag_id)
-    started = time.perf_counter()
-    run = dag.test(run_conf=conf)
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Without --verbose, what tasks print (Feast's progress, library notices) stays out of the demo's output."""
+    if not QUIET:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _check(run, what: str) -> None:  # noqa: ANN001
     if run.state != "success":
         failed = [ti.task_id for ti in run.get_task_instances() if ti.state == "failed"]
         log_dir = Path(os.environ["AIRFLOW_HOME"]) / "logs"
-        sys.exit(f"{dag_id} {conf} failed in {failed}; the reason is in the task log above and under {log_dir}")
+        sys.exit(f"{what} failed in {failed}; the reason is in the task log above and under {log_dir}")
+
+
+def run_dag(dag_id: str, conf: dict[str, object]) -> float:
+    """Run one DAG to completion in this process; exit with the failed task named when it fails."""
+    import local_runs
+
+    started = time.perf_counter()
+    with _quiet():
+        run = local_runs.run(dag_id, conf)
+    _check(run, f"{dag_id} {conf}")
     return time.perf_counter() - started
+
+
+def run_triggered() -> list[str]:
+    """Run what the queued asset events trigger (as the scheduler would); the DAG ids that ran, in order."""
+    import local_runs
+
+    with _quiet():
+        runs = local_runs.run_triggered()
+    for run in runs:
+        _check(run, f"{run.dag_id} (triggered by an asset event)")
+    return [run.dag_id for run in runs]
 
 
 def print_candidates(uc) -> None:  # noqa: ANN001
@@ -68,6 +100,52 @@ def print_candidates(uc) -> None:  # noqa: ANN001
         print(f"    bento: {champion.tags.get('fairway.bento')} (BENTOML_HOME={os.environ.get('BENTOML_HOME')})")
 
 
+def month_line(uc, month: str, triggered: list[str], seconds: float) -> str:  # noqa: ANN001
+    """One line of the monthly table, from the month's monitoring summary."""
+    import json
+    import math
+
+    from fairway import registry
+    from fairway.monitoring import month_dir
+
+    summary = json.loads((month_dir(uc, month) / "summary.json").read_text())
+    drift, outcomes = summary["drift"], summary["outcomes"]
+    auc, worst = "-", "-"
+    if outcomes["status"] == "judged":
+        auc = f"{outcomes['metrics']['auc']:.3f}"
+        di = [g["disparate_impact"] for g in outcomes["metrics"]["fairness"] if not math.isnan(g["disparate_impact"])]
+        worst = f"{min(di, key=lambda v: abs(math.log(v))):.3f}" if di else "-"
+    champion = registry.version_by_alias(uc, registry.CHAMPION)
+    then = " > ".join(d for d in triggered if d != "monitoring") or "-"
+    if summary["retraining_reasons"]:
+        then += f" (requested) > champion v{champion.version if champion else '-'}"
+    elif summary["not_requested"]:
+        then += " (drift: cooldown)"
+    return (f"    {month:<8} {drift['rows_scored']:>6} {'v' + drift['model_version']:>4} {drift['drift_share']:>6.2f} "
+            f"{outcomes['judged_month']:>8} {auc:>6} {worst:>8}  {','.join(summary['alerts']) or '-':<30} {then} "
+            f"({seconds:.0f} s)")  # fmt: skip
+
+
+def print_monitoring(uc) -> None:  # noqa: ANN001
+    """Where the monitoring reports are, the retraining requests, and the champion history."""
+    from fairway import registry
+    from fairway.cli import status_table
+    from fairway.monitoring import monitoring_dir, read_history
+
+    history = read_history(uc)
+    requested = history[history["retraining_requested"]]
+    _step("retraining requests")
+    for _, row in requested.iterrows():
+        print(f"    {row['month']}: {row['reasons']}")
+    if requested.empty:
+        print("    none")
+    _step("models and the champion now")
+    print(status_table(registry.status(uc)))
+    folder = monitoring_dir(uc)
+    print(f"\n    monitoring: {folder / 'index.html'} (trends.png, history.csv, <month>/drift.html)")
+    print(f"    MLflow: experiments fairway-{uc.name} and fairway-{uc.name}-monitoring at {registry.tracking_uri()}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--usecase", default=os.environ.get("FAIRWAY_USECASE", "credit_risk"))
@@ -78,7 +156,10 @@ def main() -> int:
     args = parser.parse_args()
     # a failing task retries twice (the DAGs' policy); in the demo without Airflow's default 300 s wait
     os.environ.setdefault("AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "2")
+    global QUIET
+    QUIET = not args.verbose
     if not args.verbose:
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         logging.getLogger("feast").setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -109,15 +190,17 @@ def main() -> int:
     print(f"    catalogue check passed: {len(report.model_inputs)} model inputs, protected attributes for audit only")
 
     months = available_months(uc)
-    _step(f"run feature_pipeline for {len(months)} months")
-    for index, month in enumerate(months, start=1):
+    train_until = min(args.train_until, len(months))
+    history, later = months[:train_until], months[train_until:]
+    _step(f"run feature_pipeline for the first {len(history)} months")
+    for index, month in enumerate(history, start=1):
         seconds = run_dag("feature_pipeline", {"usecase": uc.name, "month": month})
-        print(f"    [{index:>2}/{len(months)}] {month}: success in {seconds:.1f} s", flush=True)
+        print(f"    [{index:>2}/{len(history)}] {month}: success in {seconds:.1f} s", flush=True)
 
     _step("rows per month in the offline store (customer_labels: outcomes delivered that month)")
     print(offline_row_counts(uc).to_string())
 
-    window_end = months[min(args.train_until, len(months)) - 1]
+    window_end = history[-1]
     _step(f"run training: candidates on snapshots before {window_end}, labels known at its end")
     seconds = run_dag("training", {"usecase": uc.name, "window_end": window_end, "window_months": 6,
                                    "candidates": ["baseline", "reweighing", "exponentiated_gradient"]})  # fmt: skip
@@ -128,18 +211,20 @@ def main() -> int:
     print(f"    fairness_gate: success in {seconds:.1f} s")
     print_candidates(uc)
 
-    later = months[months.index(window_end) + 1 :]
-    _step(f"run batch_inference for {len(later)} months with the champion")
-    import pandas as pd
+    import local_runs
 
-    from fairway.records import prediction_partition
-
+    local_runs.unpause(["monitoring", "training", "fairness_gate"])
+    _step(f"month by month: feature_pipeline, batch_inference, and what their Assets trigger ({len(later)} months)")
+    print(f"    {'month':<8} {'scored':>6} {'ver':>4} {'drift':>6} {'judged':>8} {'AUC':>6} {'worst DI':>8}  "
+          f"{'alerts':<30} then")  # fmt: skip
     for month in later:
-        seconds = run_dag("batch_inference", {"usecase": uc.name, "month": month})
-        records = pd.read_parquet(prediction_partition(uc, month))
-        print(f"    {month}: {len(records):,} customers scored with v{records['model_version'].iloc[0]}, "
-              f"{(records['decision'] == 'decline').mean():.1%} declined ({seconds:.1f} s)")  # fmt: skip
-    print(f"    records: {prediction_partition(uc, later[0]).parent if later else '-'}")
+        started = time.perf_counter()
+        run_dag("feature_pipeline", {"usecase": uc.name, "month": month})
+        run_dag("batch_inference", {"usecase": uc.name, "month": month})
+        triggered = run_triggered()
+        print(month_line(uc, month, triggered, time.perf_counter() - started), flush=True)
+
+    print_monitoring(uc)
     print(f"\nDone. Data, Feast registry and online store, Airflow DB: {home}")
     print(
         f"Feast CLI:   export FAIRWAY_HOME={home} FAIRWAY_USECASE={uc.name}; feast -c feature_repo feature-views list"

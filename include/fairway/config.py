@@ -146,6 +146,7 @@ class DriftSpec(_Strict):
     share_of_drifted_columns_max: float = Field(gt=0, le=1)
     sample_rows: int = Field(gt=0)
     fairness_retrain_on_breach: bool = True
+    retrain_cooldown_months: int = Field(default=2, ge=0)
 
 
 class SyntheticSpec(_Strict):

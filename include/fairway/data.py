@@ -46,6 +46,12 @@ def months(start_month: str, count: int) -> list[str]:
     return [str(start + i) for i in range(count)]
 
 
+def months_between(first: str, last: str) -> list[str]:
+    """Every month from `first` to `last`, both included (empty when `last` is before `first`)."""
+    count = (pd.Period(last, freq="M") - pd.Period(first, freq="M")).n + 1
+    return months(first, count) if count > 0 else []
+
+
 def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """[start, end) of a month as UTC timestamps."""
     period = pd.Period(month, freq="M")

@@ -48,29 +48,36 @@ def month_customers(uc: UseCase, month: str) -> pd.DataFrame:
     return pd.DataFrame({uc.entity.join_key: keys.sort_values().to_numpy(), uc.event_timestamp: as_of})
 
 
+def month_inputs(uc: UseCase, month: str) -> pd.DataFrame:
+    """The month's customers with their model inputs as of the end of the month (what the month is scored on)."""
+    from fairway.features.retrieval import historical_features
+    from fairway.features.store import get_store
+
+    entity_rows = month_customers(uc, month)
+    frame = historical_features(get_store(uc), uc, entity_rows, uc.service("model_input").name)
+    incomplete = frame[uc.model_inputs].isna().any(axis=1)
+    if incomplete.any():
+        examples = ", ".join(frame.loc[incomplete, uc.entity.join_key].astype(str).head(5))
+        raise ScoringError(
+            f"{month}: {int(incomplete.sum())} customers lack model inputs as of the month's end (e.g. {examples})"
+        )
+    return frame
+
+
 def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str], run_id: str) -> dict[str, Any]:
     """Score the month's customers with the pinned version and replace the month's prediction records."""
     import mlflow
 
     from fairway import registry
     from fairway.fairness import approvals
-    from fairway.features.retrieval import historical_features
-    from fairway.features.store import get_store
     from fairway.records import input_fingerprints, pseudonymise, write_predictions
     from fairway.training import predict_scores
 
     uc = resolve(usecase)
     month = month_str(month)
-    entity_rows = month_customers(uc, month)
     service = uc.service("model_input").name
-    frame = historical_features(get_store(uc), uc, entity_rows, service)
+    frame = month_inputs(uc, month)
     inputs = frame[uc.model_inputs]
-    incomplete = inputs.isna().any(axis=1)
-    if incomplete.any():
-        examples = ", ".join(frame.loc[incomplete, uc.entity.join_key].astype(str).head(5))
-        raise ScoringError(
-            f"{month}: {int(incomplete.sum())} customers lack model inputs as of the month's end (e.g. {examples})"
-        )
     registry.client()
     model = mlflow.sklearn.load_model(f"models:/{pinned['model']}/{pinned['version']}")
     scores = predict_scores(model, inputs)
@@ -86,7 +93,7 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
         "feature_service": service,
         "interval_start": start,
         "interval_end": end,
-        "features_as_of": entity_rows[uc.event_timestamp].iloc[0],
+        "features_as_of": frame[uc.event_timestamp].iloc[0],
         "input_fingerprint": input_fingerprints(inputs),
         "run_id": run_id,
     })  # fmt: skip

@@ -70,14 +70,15 @@ def client() -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def experiment_id(uc: UseCase) -> str:
-    """The use case's experiment (`fairway-<usecase>`), created with its artifacts under FAIRWAY_HOME."""
+def experiment_id(uc: UseCase, kind: str = "") -> str:
+    """The use case's experiment (`fairway-<usecase>`, or `fairway-<usecase>-<kind>` such as `monitoring`),
+    created with its artifacts under FAIRWAY_HOME."""
     mlc = client()
-    name = f"fairway-{uc.name}"
+    name = f"fairway-{uc.name}" + (f"-{kind}" if kind else "")
     existing = mlc.get_experiment_by_name(name)
     if existing is not None:
         return str(existing.experiment_id)
-    location = (paths().mlflow / "artifacts" / uc.name).resolve().as_uri()
+    location = (paths().mlflow / "artifacts" / (uc.name + (f"-{kind}" if kind else ""))).resolve().as_uri()
     return str(mlc.create_experiment(name, artifact_location=location, tags={"fairway.usecase": uc.name}))
 
 
@@ -135,6 +136,7 @@ def log_candidate(
         f"{TAG}dataset_fingerprint": frame_summary["fingerprint"],
         f"{TAG}rows": str(frame_summary["rows"]),
         f"{TAG}code_revision": code_revision(),
+        f"{TAG}trigger": " | ".join(frame_summary.get("trigger", ["manual"]))[:5000],
         f"{TAG}fairness_passed": str(choice["fairness_passed"]).lower(),
         f"{TAG}gate_precheck": choice["gate_precheck"],
     }
@@ -186,6 +188,24 @@ def register_candidate(uc: UseCase, run_id: str) -> str:
                              f"trained on {run.data.tags[f'{TAG}window_months']} (run {run_id}).")  # fmt: skip
     mlc.set_registered_model_alias(uc.model_name, CANDIDATE, version.version)
     return str(version.version)
+
+
+def training_lineage(uc: UseCase, version: str) -> dict[str, Any]:
+    """What a version was trained on: the training frame's summary logged with its run (path, fingerprint, window)."""
+    mv = get_version(uc, version)
+    client()
+    return dict(mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/lineage/training_frame.json"))
+
+
+def log_monitoring(uc: UseCase, month: str, metrics: dict[str, float], tags: dict[str, str], folder: Path) -> str:
+    """One MLflow run per monitored month in `fairway-<usecase>-monitoring`: metrics, tags and the month's reports."""
+    exp = experiment_id(uc, "monitoring")
+    run_tags = {f"{TAG}usecase": uc.name, f"{TAG}month": month, **{f"{TAG}{k}": v for k, v in tags.items()}}
+    with mlflow.start_run(experiment_id=exp, run_name=f"monitoring-{month}", tags=run_tags) as run:
+        finite = {k: v for k, v in metrics.items() if v is not None and v == v}  # NaN != NaN
+        mlflow.log_metrics(finite)
+        mlflow.log_artifacts(str(folder), "reports")
+        return str(run.info.run_id)
 
 
 def version_by_alias(uc: UseCase, alias: str) -> ModelVersion | None:

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from fairway.config import UseCase, month_str, paths, resolve
-from fairway.data import month_bounds, months, to_arrow, write_parquet_atomic
+from fairway.data import month_bounds, months, months_between, to_arrow, write_parquet_atomic
 from fairway.features.retrieval import historical_features
 from fairway.features.store import get_store
 
@@ -70,19 +70,21 @@ def default_window(uc: UseCase, end: str | None = None, length: int = 6) -> Trai
     return TrainingWindow(end, max(2, min(length, len(available))))
 
 
-def _labels_known(uc: UseCase, window: TrainingWindow) -> pd.DataFrame:
+def known_labels(uc: UseCase, snapshot_months: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
+    """Labels of the snapshots of `snapshot_months` that were delivered strictly before `as_of`."""
     key, ts, label, known = uc.entity.join_key, uc.event_timestamp, uc.label.feature, uc.label.available_timestamp
     folder = paths().offline_view(uc.name, uc.label_view)
-    files = [folder / f"{m}.parquet" for m in months(window.snapshot_months[0], window.length + 1)]
-    frames = [
-        pd.read_parquet(f, columns=[key, ts, known, label]) for f in files if f.is_file() and f.stem <= window.end
-    ]
+    last = month_str(as_of - pd.Timedelta(microseconds=1))
+    files = [folder / f"{m}.parquet" for m in months_between(snapshot_months[0], last)]
+    frames = [pd.read_parquet(f, columns=[key, ts, known, label]) for f in files if f.is_file()]
     if not frames:
-        raise RuntimeError(f"no labels delivered for the window {window.snapshot_months[0]}..{window.end}")
+        raise RuntimeError(
+            f"no labels delivered for the snapshots of {snapshot_months[0]}..{snapshot_months[-1]} by {last}"
+        )
     labels = pd.concat(frames, ignore_index=True)
-    labels = labels[labels[known] < window.as_of]
+    labels = labels[labels[known] < as_of]
     labels[MONTH_COLUMN] = labels[ts].dt.strftime("%Y-%m")
-    labels = labels[labels[MONTH_COLUMN].isin(window.snapshot_months)]
+    labels = labels[labels[MONTH_COLUMN].isin(snapshot_months)]
     return labels.sort_values([ts, key]).reset_index(drop=True)
 
 
@@ -111,16 +113,20 @@ class FrameSummary:
     positive_rate: float
     model_feature_service: str
     audit_feature_service: str
+    trigger: list[str]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def build_training_frame(usecase: UseCase | str | None, end: str | None = None, length: int = 6) -> dict[str, Any]:
-    """Build the point-in-time frame of a window through Feast and store it; returns its summary (small)."""
+def build_training_frame(
+    usecase: UseCase | str | None, end: str | None = None, length: int = 6, trigger: list[str] | None = None
+) -> dict[str, Any]:
+    """Build the point-in-time frame of a window through Feast and store it; returns its summary (small).
+    `trigger`: why the training runs (a retraining request's reasons), kept with the frame's lineage."""
     uc = resolve(usecase)
     window = default_window(uc, end, length)
-    labels = _labels_known(uc, window)
+    labels = known_labels(uc, window.snapshot_months, window.as_of)
     key, ts, label = uc.entity.join_key, uc.event_timestamp, uc.label.feature
     store = get_store(uc)
     model_service, audit_service = uc.service("model_input").name, uc.service("fairness_audit").name
@@ -156,6 +162,7 @@ def build_training_frame(usecase: UseCase | str | None, end: str | None = None, 
         positive_rate=float((frame[label] == uc.label.positive_value).mean()),
         model_feature_service=model_service,
         audit_feature_service=audit_service,
+        trigger=list(trigger or ["manual"]),
     )
     log.info(
         "training frame %s: %d rows (%d holdout) from %s",
@@ -167,11 +174,20 @@ def build_training_frame(usecase: UseCase | str | None, end: str | None = None, 
     return summary.as_dict()
 
 
-def load_frame(summary: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The stored frame split into (train, holdout); refuses a file whose content changed since it was built."""
-    frame = pd.read_parquet(Path(summary["path"]))
+def read_frame(summary: dict[str, Any]) -> pd.DataFrame:
+    """The stored frame; refuses a missing file or one whose content changed since it was built."""
+    path = Path(summary["path"])
+    if not path.is_file():
+        raise RuntimeError(f"training frame {path} is missing (built on another machine, or FAIRWAY_HOME was reset)")
+    frame = pd.read_parquet(path)
     if fingerprint(frame) != summary["fingerprint"]:
-        raise RuntimeError(f"training frame {summary['path']} changed since it was built (fingerprint mismatch)")
+        raise RuntimeError(f"training frame {path} changed since it was built (fingerprint mismatch)")
+    return frame
+
+
+def load_frame(summary: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stored frame split into (train, holdout)."""
+    frame = read_frame(summary)
     holdout = frame[MONTH_COLUMN] == summary["holdout_month"]
     return frame[~holdout].reset_index(drop=True), frame[holdout].reset_index(drop=True)
 

@@ -17,20 +17,7 @@ from fairway.data import available_months, generate, read_month
 from fairway.features.store import apply_repo, write_offline_partition
 from fairway.inference import ScoringError, pin_champion, score_month
 from fairway.records import prediction_partition, pseudonymise
-
-
-def _make_champion(uc) -> str:
-    from fairway import promotion
-    from fairway.training import build_training_frame, register_best, train_candidate
-
-    frame = build_training_frame(uc, "2024-04", 3)
-    registered = register_best(uc, [train_candidate(uc, frame, "reweighing")])
-    gated = promotion.gate_candidate(uc, registered["version"])
-    assert gated["decision"] == "pass", gated["reasons"]
-    promotion.promote(uc, gated, promotion.approval_from_response(
-        {"chosen_options": ["Approve"], "params_input": {"comment": "test"}, "responded_at": "2031-01-01T00:00:00+00:00",
-         "responded_by_user": {"id": "t", "name": "tester"}}, gated))  # fmt: skip
-    return registered["version"]
+from tests.champion import make_champion
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +32,7 @@ def scoring_home(tmp_path_factory) -> Path:
         apply_repo(uc)
         for month in available_months(uc)[:-1]:  # the last month has no features: a "missing features" case
             write_offline_partition(uc, month)
-        _make_champion(uc)
+        make_champion(uc, "2024-04", 3)
     return home
 
 

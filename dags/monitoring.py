@@ -1,0 +1,87 @@
+"""
+### monitoring — drift, and the outcomes of earlier decisions, for every scored month
+
+1. **check_drift** — Evidently data drift of the month's model inputs against the training frame of the
+   version that scored the month (both sides sampled above `drift.sample_rows`), and prediction drift of the
+   recorded scores. Report: `reports/<usecase>/monitoring/<month>/drift.html`.
+2. **check_outcomes** — the decisions whose outcomes are known by now (the month minus the label delay):
+   AUC and accuracy of the recorded scores, holisticai fairness metrics per protected group of the recorded
+   decisions, checked against the gate's thresholds.
+3. **record_month** — summary, history row (`history.csv`), trend plot and `index.html` under
+   `reports/<usecase>/monitoring/`, and an MLflow run in `fairway-<usecase>-monitoring`.
+4. **needs_retraining** → **request_retraining** — only when the month drifted or the judged decisions broke
+   the fairness thresholds or the minimum AUC: emits `fairway_retraining_request` with the reasons, which
+   schedules `training`; the new candidate goes through `fairness_gate` and its approval.
+
+Scheduled on `fairway_predictions` (the use case and month come with the event), or triggered by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import dag, task
+from fairway_assets import PREDICTIONS, RETRAINING_REQUEST
+from fairway_common import DEFAULT_ARGS, START_DATE, month_param, triggered_by, usecase_param
+
+
+@dag(
+    dag_id="monitoring",
+    schedule=PREDICTIONS,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+    tags=["fairway", "monitoring"],
+    params={
+        "usecase": usecase_param(),
+        "month": month_param("monitor"),
+    },
+)
+def monitoring() -> None:
+    @task
+    def target(params: dict[str, Any], triggering_asset_events: Any = None) -> dict[str, str]:
+        event = triggered_by(triggering_asset_events)
+        month = event.get("month") or params["month"]
+        if not month:
+            raise ValueError("no month to monitor: give one in the form (YYYY-MM)")
+        return {"usecase": event.get("usecase") or params["usecase"], "month": month}
+
+    @task
+    def check_drift(month: dict[str, str]) -> dict[str, Any]:
+        from fairway.monitoring import check_drift
+
+        return check_drift(month["usecase"], month["month"])
+
+    @task
+    def check_outcomes(month: dict[str, str]) -> dict[str, Any]:
+        from fairway.monitoring import check_outcomes
+
+        return check_outcomes(month["usecase"], month["month"])
+
+    @task
+    def record_month(
+        month: dict[str, str], drift: dict[str, Any], outcomes: dict[str, Any], run_id: str | None = None
+    ) -> dict[str, Any]:
+        from fairway.monitoring import record_month
+
+        return record_month(month["usecase"], drift, outcomes, str(run_id))
+
+    @task.short_circuit
+    def needs_retraining(verdict: dict[str, Any]) -> bool:
+        return bool(verdict["retraining_reasons"])
+
+    @task(outlets=[RETRAINING_REQUEST])
+    def request_retraining(verdict: dict[str, Any], outlet_events: Any = None) -> list[str]:
+        outlet_events[RETRAINING_REQUEST].extra = {
+            "usecase": verdict["usecase"], "month": verdict["month"], "reasons": verdict["retraining_reasons"],
+        }  # fmt: skip
+        return list(verdict["retraining_reasons"])
+
+    month = target()
+    verdict = record_month(month, check_drift(month), check_outcomes(month))
+    needs_retraining(verdict) >> request_retraining(verdict)
+
+
+monitoring()
