@@ -40,8 +40,9 @@ def unpause(dag_ids: Iterable[str], paused: bool = False) -> None:
         session.execute(update(DagModel).where(DagModel.dag_id.in_(list(dag_ids))).values(is_paused=paused))
 
 
-def create_triggered_runs() -> list[Any]:
-    """The scheduler's step that turns queued asset events into asset-triggered DagRuns; returns the new runs."""
+def create_triggered_runs(dag_ids: Iterable[str] | None = None) -> list[Any]:
+    """The scheduler's step that turns queued asset events into asset-triggered DagRuns (of `dag_ids` only, when
+    given); returns the queued runs (of those DAGs)."""
     from airflow.jobs.job import Job
     from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
     from airflow.models.dag import DagModel
@@ -52,7 +53,8 @@ def create_triggered_runs() -> list[Any]:
 
     with create_session() as session:
         query, triggered = DagModel.dags_needing_dagruns(session)
-        models = [d for d in query.all() if d.dag_id in triggered]
+        wanted = None if dag_ids is None else set(dag_ids)
+        models = [d for d in query.all() if d.dag_id in triggered and (wanted is None or d.dag_id in wanted)]
         if models:
             SchedulerJobRunner(job=Job())._create_dag_runs_asset_triggered(dag_models=models, session=session)
         session.commit()

@@ -42,13 +42,18 @@ def _key() -> bytes:
 def pseudonymise(ids: pd.Series) -> pd.Series:
     """HMAC-SHA256 (first 32 hex digits) of each id under the pseudonymisation key."""
     key = _key()
-    return ids.astype(str).map(lambda value: hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32])
+    values = ids.astype(str).to_numpy()
+    return pd.Series([hmac.digest(key, v.encode(), "sha256").hex()[:32] for v in values], index=ids.index, dtype=object)
 
 
 def input_fingerprints(inputs: pd.DataFrame) -> pd.Series:
     """SHA-256 (first 32 hex digits) of each row's model inputs, in column order: ties a decision to its inputs."""
-    joined = inputs.astype(str).apply(lambda row: "\x1f".join(row.to_numpy()), axis=1)
-    return joined.map(lambda text: hashlib.sha256(text.encode()).hexdigest()[:32])
+    text = inputs.astype(str)
+    joined = text.iloc[:, 0]
+    for column in text.columns[1:]:
+        joined = joined + "\x1f" + text[column]
+    digests = [hashlib.sha256(row.encode()).hexdigest()[:32] for row in joined.to_numpy()]
+    return pd.Series(digests, index=inputs.index, dtype=object)
 
 
 def prediction_partition(uc: UseCase, month: str) -> Path:

@@ -141,7 +141,7 @@ def test_retraining_request_is_consumed_by_training(monitored, monkeypatch) -> N
     uc = monitored["uc"]
     monkeypatch.setenv("FAIRWAY_HOME", str(monitored["home"]))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{monitored['home'] / 'mlflow.db'}")
-    queued = local_runs.create_triggered_runs()
+    queued = local_runs.create_triggered_runs(["training"])
     assert [r.dag_id for r in queued] == ["training"]
     assert queued[0].run_type == "asset_triggered"
     done = local_runs.execute(queued[0])
