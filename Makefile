@@ -51,6 +51,8 @@ demo: setup  ## generate data, apply the Feast repo and run the DAGs month by mo
 
 bench: setup  ## benchmarks: ratios against their baselines, results under bench/results/
 	$(BIN)/python bench/bench_training_frame.py
+	$(BIN)/python bench/bench_batch_inference.py
+	$(BIN)/python bench/bench_drift.py
 
 clean:  ## delete everything Fairway made (FAIRWAY_HOME); keeps .venv
 	rm -rf $(FAIRWAY_HOME)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peak import peak_rss_mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MONTHS = 3
@@ -99,7 +99,7 @@ def run_method(method: str, home: Path, pinned: dict[str, str]) -> dict[str, flo
         out.to_parquet(home / "bench_floor_predictions.parquet", index=False)
         rows = len(out)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": seconds, "rows": rows, "peak_rss_mb": peak_rss_mb()}
 
 
 def main() -> int:

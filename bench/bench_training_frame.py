@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peak import peak_rss_mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -76,7 +76,7 @@ def run_method(method: str, home: Path) -> dict[str, float | int]:
         join_seconds = time.perf_counter() - join_started
     seconds = time.perf_counter() - started
     frame[["customer_id", *columns]].to_parquet(home / f"bench_out_{method}.parquet", index=False)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {"seconds": seconds, "join_seconds": join_seconds, "peak_rss_mb": peak_mb, "rows": len(frame)}
 
 

@@ -129,6 +129,25 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_monitoring(args: argparse.Namespace) -> int:
+    from fairway.monitoring import monitoring_dir, read_history
+
+    uc = resolve(args.usecase)
+    history = read_history(uc)
+    if args.json:
+        print(history.to_json(orient="records", indent=2))
+        return 0
+    if history.empty:
+        print(f"no month of '{uc.name}' has been monitored yet (run the monitoring DAG after batch_inference)")
+        return 0
+    columns = ["month", "model_version", "rows_scored", "drift_share", "judged_month", "auc", "alerts",
+               "retraining_requested"]  # fmt: skip
+    fairness = [c for c in history.columns if c.endswith(".disparate_impact")]
+    print(history[columns + fairness].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    print(f"\nreports: {monitoring_dir(uc) / 'index.html'}")
+    return 0
+
+
 def _cmd_env(args: argparse.Namespace) -> int:
     uc = resolve(args.usecase)
     print(f"export FAIRWAY_HOME={paths().home}")
@@ -176,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         add(cfg, name, _cmd_config, text).add_argument("path", nargs="?", help="YAML file (default: the use case)")
 
     add(sub, "status", _cmd_status, "champion, candidates with their gate decisions, latest metrics").add_argument(
+        "--json", action="store_true"
+    )
+    add(sub, "monitoring", _cmd_monitoring, "monitoring history: drift, judged AUC and fairness, alerts").add_argument(
         "--json", action="store_true"
     )
     add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")

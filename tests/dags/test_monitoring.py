@@ -169,3 +169,19 @@ def test_a_month_that_was_not_scored_fails_with_the_reason(monitored, monkeypatc
     assert list(read_history(uc)["month"]) == MONTHS
     with pytest.raises(MonitoringError, match="2024-10 has no prediction records.*run batch_inference"):
         check_drift(uc, "2024-10")
+
+
+def test_cli_prints_the_history(monitored, monkeypatch, capsys) -> None:
+    from fairway.cli import main
+
+    monkeypatch.setenv("FAIRWAY_HOME", str(monitored["home"]))
+    assert main(["monitoring"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("2024-")}
+    assert set(lines) == set(MONTHS)
+    assert "data drift" in lines["2024-09"] and "True" in lines["2024-09"]  # alerts, retraining requested
+    assert "True" not in lines["2024-07"] and "True" not in lines["2024-08"]
+    assert "monitoring/index.html" in out
+    assert main(["monitoring", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["month"] for r in rows] == MONTHS
