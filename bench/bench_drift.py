@@ -115,7 +115,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "drift.json").write_text(json.dumps(summary, indent=2))
     print(
-        "\n| rows per side | unsampled s | sampled s | sampled / unsampled | peak MB unsampled / sampled | same columns flagged |"
+        "\n| rows per side | unsampled s | sampled s | sampled / unsampled | peak MB unsampled / sampled | drift share unsampled / sampled | columns flagged by one only |"
     )
     print("|---|---|---|---|---|---|---|")
     for e in table:
