@@ -159,7 +159,7 @@ def main() -> int:
     global QUIET
     QUIET = not args.verbose
     if not args.verbose:
-        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # read by mlflow at import, in every task
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         logging.getLogger("feast").setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
