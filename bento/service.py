@@ -4,14 +4,30 @@ The model is the MLflow version the fairness gate promoted, imported into the Be
 packaging step; its tag is pinned as a bento argument (`model_tag`), so a bento always serves the version it
 was built for. The input schema (model inputs, types, allowed values, ranges) travels in the model's
 metadata: requests are validated strictly against it, and protected attributes are not accepted.
+
+- POST /predict           {"customer_id": "C0000001"}: model inputs from the Feast online store
+- POST /predict_features  {"applicant": {...model inputs...}}: explicit inputs (new applicants, what-if)
+- GET  /model             name, version, approval record, gate decision, fairness metrics, documentation
+- BentoML's own /livez, /readyz, /metrics (Prometheus, with `fairway_decisions_total` by endpoint and outcome)
+
+Every answer is a committed row in the decision log (fairway.records.DecisionLog); when the row cannot be
+written the request fails with 503 and no decision is returned.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, create_model
+
+MAX_BODY_BYTES = 16 * 1024
+FIELDS = {"/predict": {"customer_id"}, "/predict_features": {"applicant"}}
+# why a request failed with 503: BentoML answers every 5xx with a generic text, the guard puts the reason back
+FAILURE: ContextVar[dict[str, str] | None] = ContextVar("fairway_failure", default=None)
 
 
 class ServiceArgs(BaseModel):
@@ -21,6 +37,11 @@ class ServiceArgs(BaseModel):
 args = bentoml.use_arguments(ServiceArgs)
 MODEL = bentoml.models.BentoModel(args.model_tag)
 TYPES: dict[str, Any] = {"float": float, "int": int, "string": str, "bool": bool}
+_STORED = MODEL.stored
+if _STORED is None:
+    raise RuntimeError(f"model {args.model_tag} is not in the BentoML store: the fairness_gate DAG packages it")
+META: dict[str, Any] = dict(_STORED.info.metadata)
+INPUTS = META["inputs"]
 
 
 def _field(spec: dict[str, Any]) -> tuple[Any, Any]:
@@ -29,10 +50,6 @@ def _field(spec: dict[str, Any]) -> tuple[Any, Any]:
     return kind, Field(..., ge=limits.get("min"), le=limits.get("max"), description=spec.get("description"))
 
 
-_STORED = MODEL.stored
-if _STORED is None:
-    raise RuntimeError(f"model {args.model_tag} is not in the BentoML store: the fairness_gate DAG packages it")
-INPUTS = _STORED.info.metadata["inputs"]
 Applicant = create_model(  # type: ignore[call-overload]
     "Applicant",
     __config__=ConfigDict(extra="forbid", strict=True),
@@ -41,46 +58,156 @@ Applicant = create_model(  # type: ignore[call-overload]
 
 
 class Decision(BaseModel):
+    request_id: str
     score: float
     decision: Literal["approve", "decline"]
     threshold: float
     model_name: str
     model_version: str
+    features_event_time: str | None = Field(None, description="event time of the oldest online feature used")
+    features_stale: bool | None = Field(None, description="true when that time is older than the view's TTL")
+
+
+def model_info() -> dict[str, Any]:
+    """What GET /model answers: which model, who approved it, the gate's decision and numbers."""
+    keys = ("mlflow_model_name", "mlflow_version", "mlflow_run_id", "usecase", "approval", "gate_decision",
+            "gate_summary", "gate_report_sha256", "fairness", "documentation", "decision_threshold")  # fmt: skip
+    return {key: META[key] for key in keys if key in META}
+
+
+def _unknown_fields(body: bytes, allowed: set[str]) -> str | None:
+    """The reason to refuse a JSON object with fields the endpoint does not take (None: nothing unknown, or not
+    an object, which the API's own validation answers)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not set(data) - allowed:
+        return None
+    unknown = sorted(set(data) - allowed)
+    protected = [f for f in unknown if f in META.get("protected_attributes", [])]
+    if protected:
+        return f"protected attribute(s) {protected} are neither needed nor accepted (data minimisation)"
+    return f"unknown field(s) {unknown}: this endpoint takes {sorted(allowed)}"
+
+
+async def _respond(send: Any, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestGuard:
+    """ASGI middleware in front of the APIs: GET /model, JSON only (415), bodies up to MAX_BODY_BYTES (413)."""
+
+    def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope["path"].rstrip("/") or "/", scope["method"]
+        if path == "/model":
+            if method != "GET":
+                return await _respond(send, 405, {"error": "use GET /model"})
+            return await _respond(send, 200, model_info())
+        if path not in FIELDS:
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+        if media != b"application/json":
+            return await _respond(send, 415, {"error": f"content type {media.decode(errors='replace')!r} is not "
+                                              "accepted: send application/json"})  # fmt: skip
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return await _respond(send, 413, {"error": f"request body larger than {self.max_body} bytes"})
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body:
+                return await _respond(send, 413, {"error": f"request body larger than {self.max_body} bytes"})
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        unknown = _unknown_fields(body, FIELDS[path])
+        if unknown:
+            return await _respond(send, 400, {"error": unknown})
+        replayed = False
+        failure: dict[str, str] = {}
+        FAILURE.set(failure)
+
+        async def send_with_reason(message: dict[str, Any]) -> None:
+            if failure.get("reason") and message["type"] == "http.response.start" and message["status"] == 503:
+                failure["replace"] = "yes"
+                return await _respond(send, 503, {"error": failure["reason"]})
+            if failure.get("replace"):
+                return None  # the generic body, already replaced
+            return await send(message)
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send_with_reason)
 
 
 @bentoml.service(name="fairway_credit_risk", traffic={"timeout": 10})
 class FairwayModel:
-    """Scores applicants with the champion model; one class, loaded once per worker."""
+    """Scores customers and applicants with the champion model; one instance per worker."""
 
     bento_model = MODEL
 
     def __init__(self) -> None:
         import mlflow.sklearn
 
-        self.classifier = mlflow.sklearn.load_model(self.bento_model.path_of("mlflow_model"))
-        self.meta = self.bento_model.info.metadata
-        self.columns = [spec["name"] for spec in INPUTS]
+        from fairway.serving import OnlineScorer
+
+        classifier = mlflow.sklearn.load_model(self.bento_model.path_of("mlflow_model"))
+        self.scorer = OnlineScorer(META["usecase"], classifier, META)
+        # created here, once per worker (importing the module, as `bentoml build` does, must not register it)
+        self.decisions = bentoml.metrics.Counter(
+            name="fairway_decisions", documentation="Decisions answered, by endpoint and outcome",
+            labelnames=["endpoint", "decision"],
+        )  # fmt: skip
+
+    def _answer(self, endpoint: str, ctx: bentoml.Context, call: Any) -> Decision:
+        from fairway.serving import DecisionNotRecorded, UnknownCustomer
+
+        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            answer = call(request_id[:64])
+        except UnknownCustomer as error:
+            raise bentoml.exceptions.NotFound(str(error)) from None
+        except DecisionNotRecorded as error:
+            reason = f"{error}: no decision was made, retry later"
+            failure = FAILURE.get()
+            if failure is not None:
+                failure["reason"] = reason
+            raise bentoml.exceptions.ServiceUnavailable(reason) from None
+        self.decisions.labels(endpoint=endpoint, decision=answer["decision"]).inc()
+        event_time = answer["features_event_time"]
+        return Decision(**{**answer, "features_event_time": event_time.isoformat() if event_time else None})
 
     @bentoml.api
-    def predict_features(self, applicant: Applicant) -> Decision:  # type: ignore[valid-type]
-        """Score explicit model inputs (a new applicant, or a what-if)."""
-        import pandas as pd
+    def predict(
+        self, ctx: bentoml.Context, customer_id: str = Field(..., min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    ) -> Decision:
+        """Score an existing customer with the model inputs held in the Feast online store (404 if unknown)."""
+        return self._answer("predict", ctx, lambda rid: self.scorer.predict_customer(customer_id, rid))
 
-        frame = pd.DataFrame([applicant.model_dump()], columns=self.columns)  # type: ignore[attr-defined]
-        score = float(self.classifier.predict_proba(frame)[0, 1])
-        threshold = float(self.meta["decision_threshold"])
-        return Decision(
-            score=score,
-            decision="approve" if score < threshold else "decline",
-            threshold=threshold,
-            model_name=self.meta["mlflow_model_name"],
-            model_version=self.meta["mlflow_version"],
-        )
+    @bentoml.api
+    def predict_features(self, ctx: bentoml.Context, applicant: Applicant) -> Decision:  # type: ignore[valid-type]
+        """Score explicit model inputs (a new applicant, or a what-if); protected attributes are refused."""
+        values = applicant.model_dump()  # type: ignore[attr-defined]
+        return self._answer("predict_features", ctx, lambda rid: self.scorer.predict_features(values, rid))
 
-    @bentoml.api(route="/model")
-    def model_info(self) -> dict[str, Any]:
-        """Which model answers: name, version, approval record and gate summary."""
-        return {
-            key: self.meta[key]
-            for key in ("mlflow_model_name", "mlflow_version", "approval", "gate_decision", "documentation")
-        }
+
+FairwayModel.add_asgi_middleware(RequestGuard)

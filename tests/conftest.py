@@ -22,6 +22,8 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "1"  # failure tests retry twice; do not wait 300 s
 os.environ["FAIRWAY_HOME"] = str(_ROOT / "home")
+# BentoML fixes its store's location when first imported: one store for the session (model tags are unique)
+os.environ["BENTOML_HOME"] = str(_ROOT / "bentoml")
 os.environ.pop("FAIRWAY_USECASE", None)
 os.environ.pop("FAIRWAY_USECASES_DIR", None)
 

@@ -34,6 +34,16 @@ def input_schema(uc: UseCase) -> list[dict[str, Any]]:
     return schema
 
 
+def fairness_summary(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Holdout AUC and the fairness metrics per protected group, from the version's run (`<attr>.<group>.<metric>`)."""
+    summary: dict[str, dict[str, float]] = {"model": {k: metrics[k] for k in ("auc", "accuracy") if k in metrics}}
+    for key, value in metrics.items():
+        parts = key.split(".")
+        if len(parts) == 3 and value == value:  # NaN cannot be metadata
+            summary.setdefault(f"{parts[0]}.{parts[1]}", {})[parts[2]] = value
+    return summary
+
+
 def package(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     """Import the approved MLflow version into BentoML and build its bento; idempotent for a version."""
     import bentoml
@@ -49,25 +59,29 @@ def package(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     registry.client()  # sets the tracking and registry URIs that import_model resolves against
     tag = f"{uc.name}:mlflow-v{version}-{str(mv.run_id)[:12]}"
     labels = {"mlflow_model_name": uc.model_name, "mlflow_version": str(version), "usecase": uc.name}
+    metadata = {
+        "inputs": input_schema(uc),
+        "decision_threshold": uc.gate.decision_threshold,
+        "mlflow_model_name": uc.model_name,
+        "mlflow_version": str(version),
+        "mlflow_run_id": str(mv.run_id),
+        "usecase": uc.name,
+        "protected_attributes": uc.protected_features,
+        "approval": approval,
+        "gate_decision": mv.tags.get("fairway.gate_decision", ""),
+        "gate_summary": mv.tags.get("fairway.gate_reasons", ""),
+        "gate_report_sha256": mv.tags.get("fairway.gate_report_sha256", ""),
+        "fairness": fairness_summary(registry.client().get_run(str(mv.run_id)).data.metrics),
+        "documentation": mv.tags.get("fairway.documentation", ""),
+    }
     try:
-        model = bentoml.models.get(tag)
+        existing = bentoml.models.get(tag)
+        if dict(existing.info.metadata) != metadata:  # evidence changed (e.g. documentation): import afresh
+            bentoml.models.delete(tag)
+            raise bentoml.exceptions.NotFound(tag)
     except bentoml.exceptions.NotFound:
-        bentoml.mlflow.import_model(
-            tag,
-            f"models:/{uc.model_name}/{version}",
-            labels=labels,
-            metadata={
-                "inputs": input_schema(uc),
-                "decision_threshold": uc.gate.decision_threshold,
-                "mlflow_model_name": uc.model_name,
-                "mlflow_version": str(version),
-                "mlflow_run_id": str(mv.run_id),
-                "approval": approval,
-                "gate_decision": mv.tags.get("fairway.gate_decision", ""),
-                "documentation": mv.tags.get("fairway.documentation", ""),
-            },
-        )
-        model = bentoml.models.get(tag)
+        bentoml.mlflow.import_model(tag, f"models:/{uc.model_name}/{version}", labels=labels, metadata=metadata)
+    model = bentoml.models.get(tag)
     bento = bentoml.bentos.build_bentofile(
         str(BENTO_DIR / "bentofile.yaml"),
         build_ctx=str(BENTO_DIR),

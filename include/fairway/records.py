@@ -6,6 +6,10 @@ The key comes from FAIRWAY_PSEUDONYM_KEY, or is created once under FAIRWAY_HOME/
 
 Batch prediction records: FAIRWAY_HOME/records/<usecase>/predictions/<YYYY-MM>.parquet, one partition per month,
 replaced atomically.
+
+Decision records of the online service: one row per answered request in the decision log, a SQL table
+(`fairway_decisions`) in SQLite under FAIRWAY_HOME/records/<usecase>/decisions.db by default, or in the database
+of FAIRWAY_DECISION_LOG_URL (e.g. postgresql+psycopg2://...). A row is committed before the answer is sent.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import hashlib
 import hmac
 import os
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -46,6 +52,16 @@ def pseudonymise(ids: pd.Series) -> pd.Series:
     return pd.Series([hmac.digest(key, v.encode(), "sha256").hex()[:32] for v in values], index=ids.index, dtype=object)
 
 
+def pseudonym(customer_id: object) -> str:
+    """The pseudonym of one id (the same as `pseudonymise` gives)."""
+    return hmac.digest(_key(), str(customer_id).encode(), "sha256").hex()[:32]
+
+
+def input_fingerprint(values: list[Any]) -> str:
+    """The fingerprint of one row of model inputs, given in the model's input order (as `input_fingerprints`)."""
+    return hashlib.sha256("\x1f".join(map(str, values)).encode()).hexdigest()[:32]
+
+
 def input_fingerprints(inputs: pd.DataFrame) -> pd.Series:
     """SHA-256 (first 32 hex digits) of each row's model inputs, in column order: ties a decision to its inputs."""
     text = inputs.astype(str)
@@ -69,3 +85,70 @@ def write_predictions(uc: UseCase, month: str, records: pd.DataFrame) -> Path:
     if ordered["subject"].duplicated().any():
         raise ValueError(f"{month}: more than one prediction for a subject")
     return write_parquet_atomic(to_arrow(ordered), prediction_partition(uc, month))
+
+
+# --- the online decision log ------------------------------------------------------------------------------
+
+DECISION_COLUMNS = [
+    "request_id", "recorded_at", "usecase", "endpoint", "subject", "input_fingerprint", "score", "decision",
+    "threshold", "model_name", "model_version", "features_event_time", "features_stale",
+]  # fmt: skip
+
+
+def decision_log_url(uc: UseCase) -> str:
+    """FAIRWAY_DECISION_LOG_URL (any SQLAlchemy URL), else SQLite under FAIRWAY_HOME/records/<usecase>."""
+    if os.environ.get("FAIRWAY_DECISION_LOG_URL"):
+        return os.environ["FAIRWAY_DECISION_LOG_URL"]
+    path = paths().records / uc.name / "decisions.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class DecisionLog:
+    """Append-only decision records. `append` returns only once the row is committed, and raises otherwise:
+    a caller that cannot record a decision must not report it as made."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.url = url
+        is_sqlite = url.startswith("sqlite")
+        self.engine = sa.create_engine(url, connect_args={"timeout": 30} if is_sqlite else {}, pool_pre_ping=True)
+        if is_sqlite:
+
+            @sa.event.listens_for(self.engine, "connect")
+            def _pragmas(connection: Any, _: Any) -> None:
+                cursor = connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.close()
+
+        metadata = sa.MetaData()
+        self.table = sa.Table(
+            "fairway_decisions", metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+            sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("usecase", sa.String(100), nullable=False),
+            sa.Column("endpoint", sa.String(40), nullable=False),
+            sa.Column("subject", sa.String(64), nullable=True),
+            sa.Column("input_fingerprint", sa.String(64), nullable=False),
+            sa.Column("score", sa.Float, nullable=False),
+            sa.Column("decision", sa.String(20), nullable=False),
+            sa.Column("threshold", sa.Float, nullable=False),
+            sa.Column("model_name", sa.String(200), nullable=False),
+            sa.Column("model_version", sa.String(20), nullable=False),
+            sa.Column("features_event_time", sa.DateTime(timezone=True), nullable=True),
+            sa.Column("features_stale", sa.Boolean, nullable=True),
+        )  # fmt: skip
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def append(self, record: dict[str, Any]) -> None:
+        row = {k: record.get(k) for k in DECISION_COLUMNS}
+        row["recorded_at"] = row["recorded_at"] or datetime.now(UTC)
+        with self.engine.begin() as connection:
+            connection.execute(self.table.insert().values(**row))
+
+    def read(self) -> pd.DataFrame:
+        with self.engine.connect() as connection:
+            return pd.read_sql(self.table.select().order_by(self.table.c.id), connection)

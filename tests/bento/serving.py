@@ -25,7 +25,9 @@ def served(bento: str, timeout: float = 90) -> Iterator[str]:
     """Yield the base URL of `bentoml serve <bento>` once /readyz answers 200; kill the process group after."""
     port = free_port()
     bentoml = str(Path(sys.executable).parent / "bentoml")
-    log = open(Path(os.environ.get("BENTOML_HOME", ".")) / f"serve-{port}.log", "w")  # noqa: SIM115
+    logs = Path(os.environ.get("BENTOML_HOME", ".")) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / f"serve-{port}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
         [bentoml, "serve", bento, "--host", "127.0.0.1", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"},

@@ -126,7 +126,7 @@ def test_a_biased_candidate_is_rejected_and_a_fair_one_becomes_champion(lifecycl
             f"{url}/predict_features", json={"applicant": {**applicant, "citizenship": "foreign"}}, timeout=10
         )
         assert refused.status_code == 400 and "citizenship" in refused.text
-        info = httpx.post(f"{url}/model", json={}, timeout=10).json()
+        info = httpx.get(f"{url}/model", timeout=10).json()
         assert info["mlflow_version"] == "2" and info["approval"]["approver"] == "policy:auto"
 
 

@@ -1,0 +1,202 @@
+"""The BentoML service for real: `bentoml serve` of the packaged champion in a subprocess, real HTTP, the Feast
+online store and the decision log (SQLite) it writes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import httpx
+import mlflow
+import pandas as pd
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from fairway import registry
+from fairway.config import load_usecase
+from fairway.data import available_months, generate, read_month
+from fairway.features.store import apply_repo, materialize_month, write_offline_partition
+from fairway.packaging import package
+from fairway.records import DecisionLog, decision_log_url, input_fingerprint, pseudonym
+from tests.bento.serving import served
+from tests.champion import make_champion
+
+APPLICANT = {"income": 2500.0, "debt_ratio": 0.35, "credit_amount": 8000.0, "loan_duration_months": 48,
+             "late_payments_12m": 1, "savings_balance": 1200.0, "tenure_months": 30,
+             "employment_type": "permanent", "housing": "rent", "residential_area": "east"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> dict:
+    """1,500 customers over 5 months, the last two materialized online, a champion packaged and served."""
+    home = tmp_path_factory.mktemp("service-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAIRWAY_HOME", str(home))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
+        mp.delenv("FAIRWAY_DECISION_LOG_URL", raising=False)
+        uc = load_usecase("credit_risk")
+        generate(uc, customers=1500, n_months=5, seed=11, drift_month=None)
+        apply_repo(uc)
+        months = available_months(uc)
+        for month in months:
+            write_offline_partition(uc, month)
+        for month in months[-2:]:
+            materialize_month(uc, month)
+        version = make_champion(uc, months[-2], 3)
+        bento = package(uc, version)["bento"]
+        with served(bento) as url:
+            yield {"url": url, "uc": uc, "home": home, "version": version, "last_month": months[-1],
+                   "log": DecisionLog(decision_log_url(uc))}  # fmt: skip
+
+
+def _post(service: dict, path: str, body: object, **kwargs) -> httpx.Response:
+    return httpx.post(f"{service['url']}{path}", json=body, timeout=20, **kwargs)
+
+
+def _rows(service: dict) -> int:
+    return len(service["log"].read())
+
+
+def test_predict_scores_a_customer_with_online_features_and_records_it(service) -> None:
+    uc = service["uc"]
+    snapshot, _ = read_month(uc, service["last_month"])
+    customer = snapshot.iloc[7]
+    answer = _post(service, "/predict", {"customer_id": customer["customer_id"]}, headers={"x-request-id": "req-7"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    champion = registry.version_by_alias(uc, registry.CHAMPION)
+    assert body["model_version"] == str(champion.version) == service["version"]
+    assert body["request_id"] == "req-7"
+    assert pd.Timestamp(body["features_event_time"]) == customer["snapshot_ts"].floor("s")
+    assert body["features_stale"] is True  # synthetic 2024 data, TTL 95 days: flagged, not refused
+    model = mlflow.sklearn.load_model(f"models:/{uc.model_name}/{service['version']}")
+    expected = float(model.predict_proba(snapshot.iloc[[7]][uc.model_inputs])[0, 1])
+    assert body["score"] == pytest.approx(expected, abs=1e-9)
+    assert body["decision"] == ("approve" if expected < uc.gate.decision_threshold else "decline")
+    row = service["log"].read().set_index("request_id").loc["req-7"]
+    assert row["subject"] == pseudonym(customer["customer_id"]) and row["endpoint"] == "predict"
+    assert row["input_fingerprint"] == input_fingerprint([customer[c] for c in uc.model_inputs])
+    assert row["score"] == pytest.approx(body["score"]) and row["model_version"] == service["version"]
+
+
+def test_predict_features_scores_explicit_inputs(service) -> None:
+    uc = service["uc"]
+    answer = _post(service, "/predict_features", {"applicant": APPLICANT})
+    assert answer.status_code == 200, answer.text
+    model = mlflow.sklearn.load_model(f"models:/{uc.model_name}/{service['version']}")
+    expected = float(model.predict_proba(pd.DataFrame([APPLICANT])[uc.model_inputs])[0, 1])
+    assert answer.json()["score"] == pytest.approx(expected, abs=1e-9)
+    assert answer.json()["features_event_time"] is None
+    row = service["log"].read().set_index("request_id").loc[answer.json()["request_id"]]
+    assert row["subject"] is None and row["endpoint"] == "predict_features"
+
+
+BAD = [
+    ("missing field", "/predict_features", {"applicant": {k: v for k, v in APPLICANT.items() if k != "income"}}, 400, "income"),
+    ("wrong type", "/predict_features", {"applicant": {**APPLICANT, "tenure_months": "thirty"}}, 400, "tenure_months"),
+    ("unknown category", "/predict_features", {"applicant": {**APPLICANT, "housing": "castle"}}, 400, "housing"),
+    ("negative amount", "/predict_features", {"applicant": {**APPLICANT, "credit_amount": -10.0}}, 400, "credit_amount"),
+    ("out of range", "/predict_features", {"applicant": {**APPLICANT, "debt_ratio": 7.5}}, 400, "debt_ratio"),
+    ("protected attribute, applicant", "/predict_features", {"applicant": {**APPLICANT, "citizenship": "foreign"}}, 400, "citizenship"),
+    ("protected attribute, top level", "/predict", {"customer_id": "C0000001", "sex": "female"}, 400, "sex"),
+    ("unknown field", "/predict", {"customer_id": "C0000001", "limit": 3}, 400, "limit"),
+    ("unknown customer", "/predict", {"customer_id": "C9999999"}, 404, "C9999999"),
+    ("customer id of the wrong type", "/predict", {"customer_id": 42}, 400, "customer_id"),
+    ("not an object", "/predict", [1, 2], 400, "object"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "path", "body", "status", "named"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_a_4xx_with_a_message_and_no_decision(service, case, path, body, status, named) -> None:
+    before = _rows(service)
+    answer = _post(service, path, body)
+    assert answer.status_code == status, (case, answer.text)
+    assert named in answer.text
+    assert _rows(service) == before
+
+
+def test_oversized_pickled_and_malformed_requests_are_refused(service) -> None:
+    url, before = service["url"], _rows(service)
+    huge = httpx.post(f"{url}/predict", json={"customer_id": "C" * 100_000}, timeout=20)
+    assert huge.status_code == 413 and "larger than" in huge.text
+    pickled = httpx.post(f"{url}/predict", content=b"\x80\x04K\x01.",
+                         headers={"content-type": "application/vnd.bentoml+pickle"}, timeout=20)  # fmt: skip
+    assert pickled.status_code == 415 and "application/json" in pickled.text
+    broken = httpx.post(f"{url}/predict", content=b'{"customer_id": ', headers={"content-type": "application/json"})
+    assert broken.status_code == 400 and "JSON" in broken.text
+    assert httpx.get(f"{url}/predict", timeout=20).status_code == 405
+    assert _rows(service) == before
+
+
+def test_model_endpoint_names_the_champion_its_approval_and_fairness(service) -> None:
+    info = httpx.get(f"{service['url']}/model", timeout=20).json()
+    assert info["mlflow_version"] == service["version"] and info["gate_decision"] == "pass"
+    assert info["approval"]["approver"] == "tester" and info["approval"]["decision"] == "approved"
+    assert 0.5 < info["fairness"]["model"]["auc"] <= 1
+    assert set(info["fairness"]) >= {"citizenship.foreign", "sex.female", "age.under_30"}
+    assert "disparate_impact" in info["fairness"]["citizenship.foreign"]
+    assert httpx.post(f"{service['url']}/model", json={}, timeout=20).status_code == 405
+
+
+def test_concurrent_clients_get_one_record_per_answer(service) -> None:
+    uc = service["uc"]
+    snapshot, _ = read_month(uc, service["last_month"])
+    ids = list(snapshot["customer_id"].iloc[:40])
+    before = service["log"].read()
+
+    def call(i: int) -> httpx.Response:
+        if i % 2:
+            return _post(service, "/predict", {"customer_id": ids[i % len(ids)]})
+        return _post(service, "/predict_features", {"applicant": {**APPLICANT, "tenure_months": i}})
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(call, range(160)))
+    assert [a.status_code for a in answers] == [200] * 160
+    after = service["log"].read()
+    new = after[~after["request_id"].isin(before["request_id"])]
+    assert len(new) == 160 and new["request_id"].is_unique
+    assert set(new["request_id"]) == {a.json()["request_id"] for a in answers}
+
+
+def test_metrics_count_decisions_by_outcome(service) -> None:
+    _post(service, "/predict_features", {"applicant": APPLICANT})
+    text = httpx.get(f"{service['url']}/metrics", timeout=20).text
+    counted = [line for line in text.splitlines() if line.startswith("fairway_decisions_total{")]
+    assert any('endpoint="predict_features"' in line for line in counted)
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in counted) >= 1
+
+
+def test_fuzzed_requests_never_get_a_server_error(service) -> None:
+    """Property-based requests generated from the service's own OpenAPI schema (schemathesis, both endpoints):
+    whatever they hold, the answer is never a 5xx."""
+    schema = schemathesis.openapi.from_url(f"{service['url']}/docs.json")
+    operations = [r.ok() for r in schema.get_all_operations()]
+    fuzzed = [op for op in operations if op.path in ("/predict", "/predict_features")]
+    assert len(fuzzed) == 2
+    for operation in fuzzed:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case) -> None:
+            case.call_and_validate(checks=[not_a_server_error])
+
+        check()
+
+
+def test_a_decision_that_cannot_be_recorded_is_not_returned(service) -> None:
+    """Runs last: the decision table disappears, the service answers 503 and reports no decision."""
+    import sqlalchemy as sa
+
+    log = service["log"]
+    with log.engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE fairway_decisions RENAME TO fairway_decisions_away"))
+    try:
+        answer = _post(service, "/predict_features", {"applicant": APPLICANT})
+        assert answer.status_code == 503 and "could not be recorded" in answer.text
+        assert "score" not in answer.text
+    finally:
+        with log.engine.begin() as connection:
+            connection.execute(sa.text("ALTER TABLE fairway_decisions_away RENAME TO fairway_decisions"))
+    assert _post(service, "/predict_features", {"applicant": APPLICANT}).status_code == 200
