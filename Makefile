@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 UV_VERSION := 0.13.9
 USECASE ?= credit_risk
+PORT ?= 3000
 
 export FAIRWAY_HOME ?= $(CURDIR)/.fairway
 export FAIRWAY_USECASE := $(USECASE)
@@ -15,7 +16,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help setup lock lint format typecheck test demo bench clean
+.PHONY: help setup lock lint format typecheck test demo serve bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,10 +50,14 @@ demo: setup  ## generate data, apply the Feast repo and run the DAGs month by mo
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/python include/demo.py --usecase $(USECASE)
 
+serve: setup  ## bentoml serve the packaged champion on PORT (default 3000)
+	$(BIN)/fairway --usecase $(USECASE) serve --port $(PORT)
+
 bench: setup  ## benchmarks: ratios against their baselines, results under bench/results/
 	$(BIN)/python bench/bench_training_frame.py
 	$(BIN)/python bench/bench_batch_inference.py
 	$(BIN)/python bench/bench_drift.py
+	$(BIN)/python bench/bench_serving.py
 
 clean:  ## delete everything Fairway made (FAIRWAY_HOME); keeps .venv
 	rm -rf $(FAIRWAY_HOME)

@@ -148,6 +148,26 @@ def _cmd_monitoring(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """`bentoml serve` the champion's bento (replaces this process)."""
+    import os
+    from pathlib import Path
+
+    from fairway import registry
+    from fairway.packaging import bentoml_environment
+
+    uc = resolve(args.usecase)
+    champion = registry.version_by_alias(uc, registry.CHAMPION)
+    if champion is None or not champion.tags.get("fairway.bento"):
+        raise RuntimeError(f"'{uc.model_name}' has no packaged champion: run training and fairness_gate (make demo)")
+    bentoml_environment()
+    bento = champion.tags["fairway.bento"]
+    executable = str(Path(sys.executable).parent / "bentoml")
+    print(f"serving {uc.model_name} v{champion.version} ({bento}) on http://{args.host}:{args.port}", flush=True)
+    os.execv(executable, [executable, "serve", bento, "--host", args.host, "--port", str(args.port)])
+    return 0  # not reached
+
+
 def _cmd_env(args: argparse.Namespace) -> int:
     uc = resolve(args.usecase)
     print(f"export FAIRWAY_HOME={paths().home}")
@@ -200,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(sub, "monitoring", _cmd_monitoring, "monitoring history: drift, judged AUC and fairness, alerts").add_argument(
         "--json", action="store_true"
     )
+    serve = add(sub, "serve", _cmd_serve, "bentoml serve the packaged champion (OpenAPI page at /)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
     add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")
     return parser
 
