@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import hmac
 
 import pandas as pd
+import pytest
+import sqlalchemy
 
-from fairway.records import input_fingerprints, pseudonymise
+from fairway.records import DecisionLog, input_fingerprints, pseudonymise
 
 
 def test_pseudonym_is_the_hmac_sha256_of_the_id_under_the_key(monkeypatch) -> None:
@@ -35,3 +38,31 @@ def test_input_fingerprint_is_the_sha256_of_the_inputs_in_column_order() -> None
     assert list(input_fingerprints(inputs)) == expected
     swapped = inputs[["housing", "income", "tenure_months"]]
     assert list(input_fingerprints(swapped)) != expected
+
+
+def _decision(request_id: str) -> dict:
+    return {"request_id": request_id, "usecase": "credit_risk", "endpoint": "predict", "subject": "s" * 32,
+            "input_fingerprint": "f" * 32, "score": 0.25, "decision": "approve", "threshold": 0.5,
+            "model_name": "credit-risk", "model_version": "3"}  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def decision_log(request, tmp_path):
+    if request.param == "sqlite":
+        yield DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+        return
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield DecisionLog(url)
+
+
+def test_decision_log_keeps_every_concurrent_row_and_refuses_duplicates(decision_log) -> None:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: decision_log.append(_decision(f"r{i}")), range(400)))
+    rows = decision_log.read()
+    assert len(rows) == 400 and rows["request_id"].is_unique
+    assert rows["recorded_at"].notna().all() and set(rows["model_version"]) == {"3"}
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        decision_log.append(_decision("r7"))  # a request is recorded once
+    assert len(decision_log.read()) == 400
