@@ -226,6 +226,7 @@ def main() -> int:
 
     print_monitoring(uc)
     print(f"\nDone. Data, Feast registry and online store, Airflow DB: {home}")
+    print("Serve the champion: make serve PORT=3000, then http://localhost:3000/ (OpenAPI) and POST /predict")
     print(
         f"Feast CLI:   export FAIRWAY_HOME={home} FAIRWAY_USECASE={uc.name}; feast -c feature_repo feature-views list"
     )
