@@ -160,6 +160,7 @@ def main() -> int:
     QUIET = not args.verbose
     if not args.verbose:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # read by mlflow at import, in every task
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         logging.getLogger("feast").setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
