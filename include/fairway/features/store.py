@@ -34,9 +34,21 @@ def set_environment(uc: UseCase) -> None:
     paths().feast_project(uc.name).mkdir(parents=True, exist_ok=True)
 
 
+CONFIGS = {"embedded": "feature_store.yaml", "production": "feature_store.production.yaml"}
+
+
+def feature_store_yaml() -> Path:
+    """The repo's config: FAIRWAY_FEAST_CONFIG names a variant (`embedded`, the default, or `production`) or a path."""
+    choice = os.environ.get("FAIRWAY_FEAST_CONFIG", "embedded")
+    path = FEATURE_REPO_DIR / CONFIGS[choice] if choice in CONFIGS else Path(choice)
+    if not path.is_file():
+        raise FileNotFoundError(f"Feast config {path} (FAIRWAY_FEAST_CONFIG={choice!r}) does not exist")
+    return path.resolve()
+
+
 def get_store(uc: UseCase) -> FeatureStore:
     set_environment(uc)
-    return FeatureStore(repo_path=str(FEATURE_REPO_DIR))
+    return FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=feature_store_yaml())
 
 
 @contextlib.contextmanager
@@ -65,7 +77,7 @@ def apply_repo(usecase: UseCase | str | None = None) -> dict[str, int]:
     set_environment(uc)
     repo = FEATURE_REPO_DIR.resolve()
     with _repo_import_scope(repo):
-        config = load_repo_config(repo, repo / "feature_store.yaml")
+        config = load_repo_config(repo, feature_store_yaml())
         apply_total(config, repo, skip_source_validation=True)
     store = get_store(uc)
     return {
