@@ -16,7 +16,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help setup lock lint format typecheck test demo serve bench clean
+.PHONY: help setup lock lint format typecheck test stack-deps demo serve bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,8 +42,16 @@ format: setup  ## apply ruff's fixes and formatting
 typecheck: setup  ## mypy over include/fairway
 	$(BIN)/mypy
 
-test: lint typecheck  ## lint, type check and the whole test suite
+test: lint typecheck stack-deps  ## lint, type check and the whole test suite
 	$(BIN)/python -m pytest
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
+
+stack-deps:  ## Debian packages the stack tests start (redis-server), installed when missing
+	@command -v redis-server >/dev/null || $(APT_INSTALL) redis-server >/dev/null 2>&1 \
+	  || ($(SUDO) apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) redis-server >/dev/null 2>&1) \
+	  || echo "redis-server could not be installed: the tests that need Redis will be skipped"
 
 demo: setup  ## generate data, apply the Feast repo and run the DAGs month by month
 	@mkdir -p $(AIRFLOW_HOME)

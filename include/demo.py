@@ -150,6 +150,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--usecase", default=os.environ.get("FAIRWAY_USECASE", "credit_risk"))
     parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
+    parser.add_argument("--customers", type=int, help="override the config's synthetic customers")
+    parser.add_argument("--months", type=int, help="override the config's synthetic months")
     parser.add_argument(
         "--train-until", type=int, default=6, help="train on labels known at the end of this month (1-based)"
     )
@@ -176,7 +178,7 @@ def main() -> int:
 
     if uc.synthetic is None:
         sys.exit(f"use case '{uc.name}' has no synthetic settings; import its data first")
-    s = uc.synthetic
+    s = uc.synthetic.model_copy(update={k: v for k, v in (("customers", args.customers), ("months", args.months)) if v})
     _step(
         f"generate {s.months} monthly snapshots of {s.customers:,} customers (seed {s.seed}, drift from month {s.drift_month})"
     )
@@ -211,6 +213,10 @@ def main() -> int:
     seconds = run_dag("fairness_gate", {"usecase": uc.name, "version": None})
     print(f"    fairness_gate: success in {seconds:.1f} s")
     print_candidates(uc)
+    from fairway import registry
+
+    if registry.version_by_alias(uc, registry.CHAMPION) is None:
+        sys.exit("no candidate passed the fairness gate: there is no champion to score with (see the reasons above)")
 
     import local_runs
 
