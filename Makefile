@@ -48,10 +48,11 @@ test: lint typecheck stack-deps  ## lint, type check and the whole test suite
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-stack-deps:  ## Debian packages the stack tests start (redis-server), installed when missing
-	@command -v redis-server >/dev/null || $(APT_INSTALL) redis-server >/dev/null 2>&1 \
-	  || ($(SUDO) apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) redis-server >/dev/null 2>&1) \
-	  || echo "redis-server could not be installed: the tests that need Redis will be skipped"
+stack-deps:  ## Debian packages the stack tests start (redis-server, chromium), installed when missing
+	@for pair in redis-server:redis-server chromium:chromium; do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null || $(APT_INSTALL) $$pkg >/dev/null 2>&1 \
+	  || ($(SUDO) apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) $$pkg >/dev/null 2>&1) \
+	  || echo "$$pkg could not be installed: the tests that need it will be skipped"; done
 
 demo: setup  ## generate data, apply the Feast repo and run the DAGs month by month
 	@mkdir -p $(AIRFLOW_HOME)

@@ -114,7 +114,7 @@ def month_line(uc, month: str, triggered: list[str], seconds: float) -> str:  # 
     if outcomes["status"] == "judged":
         auc = f"{outcomes['metrics']['auc']:.3f}"
         di = [g["disparate_impact"] for g in outcomes["metrics"]["fairness"] if not math.isnan(g["disparate_impact"])]
-        worst = f"{min(di, key=lambda v: abs(math.log(v))):.3f}" if di else "-"
+        worst = f"{max(di, key=lambda v: abs(math.log(v)) if v > 0 else math.inf):.3f}" if di else "-"
     champion = registry.version_by_alias(uc, registry.CHAMPION)
     then = " > ".join(d for d in triggered if d != "monitoring") or "-"
     if summary["retraining_reasons"]:
