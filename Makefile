@@ -16,7 +16,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help setup lock lint format typecheck test stack-deps demo serve bench clean
+.PHONY: help setup lock lint format typecheck test stack-deps demo up down serve bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,12 @@ demo: setup  ## generate data, apply the Feast repo and run the DAGs month by mo
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/python include/demo.py --usecase $(USECASE)
+
+up: setup  ## local stack without Docker: Airflow standalone (+ Fairway view), MLflow server, the champion's service
+	$(BIN)/python include/local_stack.py up
+
+down:  ## stop every process `make up` started
+	$(BIN)/python include/local_stack.py down
 
 serve: setup  ## bentoml serve the packaged champion on PORT (default 3000)
 	$(BIN)/fairway --usecase $(USECASE) serve --port $(PORT)

@@ -22,7 +22,6 @@ import concurrent.futures
 import contextlib
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -33,6 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+from local_stack import terminate_tree  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
@@ -93,13 +95,10 @@ def running(command: list[str], ready: str, log: Path) -> Iterator[None]:
                 time.sleep(0.5)
             yield
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            left = terminate_tree(process.pid)
+            process.wait()
+            if left:
+                print(f"{command[:3]} left processes behind: {left}", flush=True)
 
 
 def load(url: str, bodies: list[dict], requests: int, clients: int) -> dict[str, float]:

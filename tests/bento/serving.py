@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,9 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include"))
+from local_stack import terminate_tree  # noqa: E402
 
 
 def free_port() -> int:
@@ -49,11 +51,7 @@ def served(bento: str, timeout: float = 90) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        left = terminate_tree(process.pid)
+        process.wait()
         log.close()
+        assert not left, f"bentoml serve left processes behind: {left}"
