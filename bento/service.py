@@ -16,7 +16,9 @@ written the request fails with 503 and no decision is returned.
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import uuid
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -25,6 +27,8 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 MAX_BODY_BYTES = 16 * 1024
+# when set, /predict, /predict_features and /model require the header `X-API-Key: <key>` (health and metrics do not)
+API_KEY = os.environ.get("FAIRWAY_SERVICE_API_KEY", "")
 FIELDS = {"/predict": {"customer_id"}, "/predict_features": {"applicant"}}
 # why a request failed with 503: BentoML answers every 5xx with a generic text, the guard puts the reason back
 FAILURE: ContextVar[dict[str, str] | None] = ContextVar("fairway_failure", default=None)
@@ -99,7 +103,8 @@ async def _respond(send: Any, status: int, body: dict[str, Any]) -> None:
 
 
 class RequestGuard:
-    """ASGI middleware in front of the APIs: GET /model, JSON only (415), bodies up to MAX_BODY_BYTES (413)."""
+    """ASGI middleware in front of the APIs: the API key (401), GET /model, JSON only (415), bodies up to
+    MAX_BODY_BYTES (413)."""
 
     def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
         self.app, self.max_body = app, max_body
@@ -108,6 +113,10 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope["path"].rstrip("/") or "/", scope["method"]
+        if API_KEY and (path == "/model" or path in FIELDS):
+            given = dict(scope["headers"]).get(b"x-api-key", b"")
+            if not hmac.compare_digest(given, API_KEY.encode()):
+                return await _respond(send, 401, {"error": "missing or wrong X-API-Key"})
         if path == "/model":
             if method != "GET":
                 return await _respond(send, 405, {"error": "use GET /model"})

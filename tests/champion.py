@@ -1,4 +1,5 @@
-"""A champion made the way the DAGs make one (train, register, gate, approve, promote), for tests that need one."""
+"""Fixtures built the way the DAGs build them: a feature store, and a champion (train, register, gate, approve,
+promote)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,20 @@ def make_champion(uc: Any, window_end: str, length: int, candidate: str = "rewei
         {"chosen_options": ["Approve"], "params_input": {"comment": "test"}, "responded_at": "2031-01-01T00:00:00+00:00",
          "responded_by_user": {"id": "t", "name": "tester"}}, gated))  # fmt: skip
     return str(registered["version"])
+
+
+def feature_store(uc: Any, customers: int, months: int, seed: int, drift_month: int | None = None,
+                  churn: float = 0.02, online_months: int = 0) -> list[str]:  # fmt: skip
+    """Generated snapshots in the offline store (every month) and the online store (the last `online_months`),
+    as feature_pipeline leaves them; returns the months."""
+    from fairway.data import available_months, generate
+    from fairway.features.store import apply_repo, materialize_month, write_offline_partition
+
+    generate(uc, customers, months, seed, drift_month, churn)
+    apply_repo(uc)
+    written = available_months(uc)
+    for month in written:
+        write_offline_partition(uc, month)
+    for month in written[len(written) - online_months :] if online_months else []:
+        materialize_month(uc, month)
+    return written

@@ -15,12 +15,11 @@ from schemathesis.checks import not_a_server_error
 
 from fairway import registry
 from fairway.config import load_usecase
-from fairway.data import available_months, generate, read_month
-from fairway.features.store import apply_repo, materialize_month, write_offline_partition
+from fairway.data import read_month
 from fairway.packaging import package
 from fairway.records import DecisionLog, decision_log_url, input_fingerprint, pseudonym
 from tests.bento.serving import served
-from tests.champion import make_champion
+from tests.champion import feature_store, make_champion
 
 APPLICANT = {"income": 2500.0, "debt_ratio": 0.35, "credit_amount": 8000.0, "loan_duration_months": 48,
              "late_payments_12m": 1, "savings_balance": 1200.0, "tenure_months": 30,
@@ -37,17 +36,11 @@ def service(tmp_path_factory) -> dict:
         mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
         mp.delenv("FAIRWAY_DECISION_LOG_URL", raising=False)
         uc = load_usecase("credit_risk")
-        generate(uc, customers=1500, n_months=5, seed=11, drift_month=None)
-        apply_repo(uc)
-        months = available_months(uc)
-        for month in months:
-            write_offline_partition(uc, month)
-        for month in months[-2:]:
-            materialize_month(uc, month)
+        months = feature_store(uc, customers=1500, months=5, seed=11, online_months=2)
         version = make_champion(uc, months[-2], 3)
         bento = package(uc, version)["bento"]
         with served(bento) as url:
-            yield {"url": url, "uc": uc, "home": home, "version": version, "last_month": months[-1],
+            yield {"url": url, "uc": uc, "home": home, "version": version, "last_month": months[-1], "bento": bento,
                    "log": DecisionLog(decision_log_url(uc))}  # fmt: skip
 
 
@@ -183,6 +176,20 @@ def test_fuzzed_requests_never_get_a_server_error(service) -> None:
             case.call_and_validate(checks=[not_a_server_error])
 
         check()
+
+
+def test_with_an_api_key_only_requests_that_carry_it_are_answered(service, monkeypatch) -> None:
+    monkeypatch.setenv("FAIRWAY_SERVICE_API_KEY", "s3cret-key")
+    before = _rows(service)
+    with served(service["bento"]) as url:
+        refused = httpx.post(f"{url}/predict_features", json={"applicant": APPLICANT}, timeout=20)
+        wrong = httpx.get(f"{url}/model", headers={"x-api-key": "guess"}, timeout=20)
+        assert refused.status_code == 401 and wrong.status_code == 401 and "X-API-Key" in refused.text
+        assert _rows(service) == before
+        answered = httpx.post(f"{url}/predict_features", json={"applicant": APPLICANT},
+                              headers={"x-api-key": "s3cret-key"}, timeout=20)  # fmt: skip
+        assert answered.status_code == 200 and _rows(service) == before + 1
+        assert httpx.get(f"{url}/readyz", timeout=20).status_code == 200  # probes need no key
 
 
 def test_a_decision_that_cannot_be_recorded_is_not_returned(service) -> None:

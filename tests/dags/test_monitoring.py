@@ -15,12 +15,11 @@ from sklearn.metrics import roc_auc_score
 
 from fairway import registry
 from fairway.config import load_usecase
-from fairway.data import available_months, generate, read_month
-from fairway.features.store import apply_repo, write_offline_partition
+from fairway.data import read_month
 from fairway.inference import pin_champion, score_month
 from fairway.monitoring import MonitoringError, check_drift, monitoring_dir, month_dir, read_history
 from fairway.records import prediction_partition, pseudonymise
-from tests.champion import make_champion
+from tests.champion import feature_store, make_champion
 from tests.conftest import PROJECT
 
 sys.path.insert(0, str(PROJECT / "include"))
@@ -41,10 +40,7 @@ def monitored(tmp_path_factory, airflow_db) -> dict:
         uc = load_usecase("credit_risk")
         s = uc.synthetic
         assert s is not None and s.drift_month == 9
-        generate(uc, s.customers, 10, s.seed, s.drift_month, s.monthly_churn)
-        apply_repo(uc)
-        for month in available_months(uc):
-            write_offline_partition(uc, month)
+        feature_store(uc, s.customers, 10, s.seed, s.drift_month, s.monthly_churn)
         version = make_champion(uc, "2024-06", 6)
         pinned = pin_champion(uc)
         for month in MONTHS:

@@ -17,11 +17,9 @@ import pytest
 
 from fairway import registry
 from fairway.config import load_usecase
-from fairway.data import available_months, generate
-from fairway.features.store import apply_repo, materialize_month, write_offline_partition
 from fairway.packaging import package
 from tests.bento.serving import free_port
-from tests.champion import make_champion
+from tests.champion import feature_store, make_champion
 from tests.conftest import PROJECT
 
 pytestmark = pytest.mark.e2e
@@ -46,12 +44,7 @@ def stack(tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRWAY_HOME", str(home))
     monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", "e2e-key")
     uc = load_usecase("credit_risk")
-    generate(uc, customers=1500, n_months=5, seed=11, drift_month=None)
-    apply_repo(uc)
-    months = available_months(uc)
-    for month in months:
-        write_offline_partition(uc, month)
-    materialize_month(uc, months[-1])
+    feature_store(uc, customers=1500, months=5, seed=11, online_months=1)
     first = make_champion(uc, "2024-04", 3)
     package(uc, first)  # what the gate's package step does: the service can start with v1
     ports = {"AIRFLOW_PORT": free_port(), "MLFLOW_PORT": free_port(), "SERVICE_PORT": free_port()}

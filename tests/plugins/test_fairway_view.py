@@ -16,13 +16,11 @@ import httpx
 import pytest
 
 from fairway.config import load_usecase
-from fairway.data import available_months, generate
 from fairway.documentation import model_documentation
-from fairway.features.store import apply_repo, write_offline_partition
 from fairway.inference import pin_champion, score_month
 from fairway.monitoring import check_drift, check_outcomes, record_month
 from tests.bento.serving import free_port
-from tests.champion import make_champion
+from tests.champion import feature_store, make_champion
 from tests.conftest import PROJECT
 
 
@@ -35,10 +33,7 @@ def ui(tmp_path_factory, airflow_db):
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
         uc = load_usecase("credit_risk")
-        generate(uc, customers=1500, n_months=6, seed=11, drift_month=None)
-        apply_repo(uc)
-        for month in available_months(uc):
-            write_offline_partition(uc, month)
+        feature_store(uc, customers=1500, months=6, seed=11)
         version = make_champion(uc, "2024-04", 3)
         model_documentation(uc, version)  # the fairness_gate DAG's `document` step
         pinned = pin_champion(uc)
