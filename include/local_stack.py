@@ -182,6 +182,33 @@ def start_service() -> None:
           f"http://127.0.0.1:{port}/readyz")  # fmt: skip
 
 
+def paused_states(env: dict[str, str]) -> dict[str, bool]:
+    listed = subprocess.run([str(BIN / "airflow"), "dags", "list", "-o", "json"], env=env, capture_output=True,
+                            text=True)  # fmt: skip
+    for line in listed.stdout.splitlines():  # warnings may precede the JSON on stdout
+        if line.startswith("[{"):
+            return {d["dag_id"]: str(d["is_paused"]) == "True" for d in json.loads(line)}
+    return {}
+
+
+def unpause(dag_ids: list[str], env: dict[str, str], timeout: float = 180) -> None:
+    """Unpause DAGs once the dag-processor has written them (`airflow dags unpause` of a DAG not yet in the DB
+    succeeds and does nothing: check)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = paused_states(env)
+        waiting = [d for d in dag_ids if states.get(d, True)]
+        if not waiting:
+            print(f"unpaused (asset-scheduled): {', '.join(dag_ids)}", flush=True)
+            return
+        if time.monotonic() > deadline:
+            sys.exit(f"could not unpause {waiting} within {timeout:.0f} s (not parsed yet?)")
+        for dag_id in waiting:
+            if dag_id in states:
+                subprocess.run([str(BIN / "airflow"), "dags", "unpause", dag_id], env=env, capture_output=True)
+        time.sleep(2)
+
+
 def up() -> None:
     from fairway import registry
 
@@ -193,9 +220,7 @@ def up() -> None:
     start("mlflow", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(p["mlflow"]), "--workers",
                      "1", "--backend-store-uri", backend], f"http://127.0.0.1:{p['mlflow']}/health")  # fmt: skip
     start("airflow", [str(BIN / "airflow"), "standalone"], f"http://127.0.0.1:{p['airflow']}/api/v2/monitor/health")
-    subprocess.run([str(BIN / "airflow"), "dags", "reserialize"], env=env, capture_output=True)
-    for dag_id in ASSET_SCHEDULED:  # asset-triggered DAGs run when their Asset is updated
-        subprocess.run([str(BIN / "airflow"), "dags", "unpause", dag_id], env=env, capture_output=True)
+    unpause(ASSET_SCHEDULED, env)
     start_service()
     passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
     print(f"Airflow UI http://127.0.0.1:{p['airflow']} (user admin, password in {passwords}); Fairway view at "

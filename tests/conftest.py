@@ -35,6 +35,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty FAIRWAY_HOME for one test."""
     path = tmp_path / "fairway-home"
     monkeypatch.setenv("FAIRWAY_HOME", str(path))
+    # mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into os.environ: pin it per test, so it is undone after
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.delenv("FAIRWAY_USECASE", raising=False)
     return path
 

@@ -39,9 +39,11 @@ def _wait(what: str, check, timeout: float = 420, every: float = 2):  # noqa: AN
 @pytest.fixture
 def stack(tmp_path, monkeypatch):
     home = tmp_path / "home"
-    for name in ("MLFLOW_TRACKING_URI", "FAIRWAY_APPROVAL_MODE", "FAIRWAY_DECISION_LOG_URL", "BENTOML_HOME"):
+    for name in ("FAIRWAY_APPROVAL_MODE", "FAIRWAY_DECISION_LOG_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FAIRWAY_HOME", str(home))
+    # pinned, so that the value mlflow writes into os.environ is undone after the test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", "e2e-key")
     uc = load_usecase("credit_risk")
     feature_store(uc, customers=1500, months=5, seed=11, online_months=1)
@@ -49,7 +51,7 @@ def stack(tmp_path, monkeypatch):
     package(uc, first)  # what the gate's package step does: the service can start with v1
     ports = {"AIRFLOW_PORT": free_port(), "MLFLOW_PORT": free_port(), "SERVICE_PORT": free_port()}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "AIRFLOW_HOME": str(tmp_path / "airflow"),
-           "BENTOML_HOME": os.environ.get("BENTOML_HOME", str(home / "bentoml"))}  # fmt: skip
+           "BENTOML_HOME": os.environ["BENTOML_HOME"]}  # the session's store (conftest), where package() built  # fmt: skip
     env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
     env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
     try:
