@@ -32,14 +32,14 @@ def check_catalogue(params: dict[str, Any]) -> dict[str, int]:
     return check_usecase(params["usecase"])
 
 
-def month_param(action: str) -> Param:
-    """The optional month of a monthly DAG's trigger form; empty means the run's data interval."""
+def month_param(action: str, empty: str = "the month of the run's data interval") -> Param:
+    """The optional month of a monthly DAG's trigger form."""
     return Param(
         None,
         type=["null", "string"],
         pattern=MONTH_PATTERN,
         title="Month (YYYY-MM)",
-        description=f"Month to {action}. Empty: the month of the run's data interval.",
+        description=f"Month to {action}. Empty: {empty}.",
     )
 
 

@@ -36,7 +36,7 @@ from fairway_common import DEFAULT_ARGS, START_DATE, month_param, triggered_by, 
     tags=["fairway", "monitoring"],
     params={
         "usecase": usecase_param(),
-        "month": month_param("monitor"),
+        "month": month_param("monitor", "the month of the triggering fairway_predictions event"),
     },
 )
 def monitoring() -> None:

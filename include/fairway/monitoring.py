@@ -193,6 +193,7 @@ def drift_report(uc: UseCase, reference: pd.DataFrame, current: pd.DataFrame, fo
 def check_drift(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     """Data and prediction drift of a scored month against its scoring version's training frame."""
     from fairway.inference import ScoringError, month_inputs
+    from fairway.records import pseudonymise
 
     uc = resolve(usecase)
     month = month_str(month)
@@ -204,8 +205,6 @@ def check_drift(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     except ScoringError as error:
         raise MonitoringError(str(error)) from error
     current = inputs[[uc.entity.join_key, *uc.model_inputs]].copy()
-    from fairway.records import pseudonymise
-
     current["subject"] = pseudonymise(current[uc.entity.join_key])
     current = current.merge(records[["subject", SCORE]], on="subject", how="inner", validate="one_to_one")
     if len(current) != len(records):
