@@ -19,6 +19,7 @@ from tests.conftest import PROJECT
 from tests.postgres import postgres_server
 from tests.redis_server import redis_server
 
+pytestmark = pytest.mark.e2e
 DATABASES = ("airflow", "mlflow", "feast", "fairway")
 
 
