@@ -3,7 +3,12 @@ promote)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 def make_champion(uc: Any, window_end: str, length: int, candidate: str = "reweighing") -> str:
@@ -35,3 +40,15 @@ def feature_store(uc: Any, customers: int, months: int, seed: int, drift_month: 
     for month in written[len(written) - online_months :] if online_months else []:
         materialize_month(uc, month)
     return written
+
+
+@contextlib.contextmanager
+def isolated_home(tmp_path_factory: Any, name: str) -> Iterator[Path]:
+    """A module's own FAIRWAY_HOME with its MLflow registry and a test pseudonymisation key, undone afterwards."""
+    home = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAIRWAY_HOME", str(home))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
+        mp.delenv("FAIRWAY_DECISION_LOG_URL", raising=False)
+        yield home

@@ -19,7 +19,7 @@ from fairway.data import read_month
 from fairway.packaging import package
 from fairway.records import DecisionLog, decision_log_url, input_fingerprint, pseudonym
 from tests.bento.serving import served
-from tests.champion import feature_store, make_champion
+from tests.champion import feature_store, isolated_home, make_champion
 
 APPLICANT = {"income": 2500.0, "debt_ratio": 0.35, "credit_amount": 8000.0, "loan_duration_months": 48,
              "late_payments_12m": 1, "savings_balance": 1200.0, "tenure_months": 30,
@@ -29,12 +29,7 @@ APPLICANT = {"income": 2500.0, "debt_ratio": 0.35, "credit_amount": 8000.0, "loa
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> dict:
     """1,500 customers over 5 months, the last two materialized online, a champion packaged and served."""
-    home = tmp_path_factory.mktemp("service-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAIRWAY_HOME", str(home))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
-        mp.delenv("FAIRWAY_DECISION_LOG_URL", raising=False)
+    with isolated_home(tmp_path_factory, "service-home") as home:
         uc = load_usecase("credit_risk")
         months = feature_store(uc, customers=1500, months=5, seed=11, online_months=2)
         version = make_champion(uc, months[-2], 3)

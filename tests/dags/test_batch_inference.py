@@ -17,16 +17,13 @@ from fairway.data import available_months, generate, read_month
 from fairway.features.store import apply_repo, write_offline_partition
 from fairway.inference import ScoringError, pin_champion, score_month
 from fairway.records import prediction_partition, pseudonymise
-from tests.champion import make_champion
+from tests.champion import isolated_home, make_champion
 
 
 @pytest.fixture(scope="module")
 def scoring_home(tmp_path_factory) -> Path:
     """1,500 customers over 7 months; a champion trained on the first months; months 5-7 to score."""
-    home = tmp_path_factory.mktemp("scoring-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAIRWAY_HOME", str(home))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    with isolated_home(tmp_path_factory, "scoring-home") as home:
         uc = load_usecase("credit_risk")
         generate(uc, customers=1500, n_months=7, seed=5, drift_month=None)
         apply_repo(uc)

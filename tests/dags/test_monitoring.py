@@ -19,7 +19,7 @@ from fairway.data import read_month
 from fairway.inference import pin_champion, score_month
 from fairway.monitoring import MonitoringError, check_drift, monitoring_dir, month_dir, read_history
 from fairway.records import prediction_partition, pseudonymise
-from tests.champion import feature_store, make_champion
+from tests.champion import feature_store, isolated_home, make_champion
 from tests.conftest import PROJECT
 
 sys.path.insert(0, str(PROJECT / "include"))
@@ -32,11 +32,7 @@ MONTHS = ["2024-07", "2024-08", "2024-09"]  # the default data drifts from month
 def monitored(tmp_path_factory, airflow_db) -> dict:
     """Ten months of the default data, a champion trained on labels known at the end of 2024-06, months 7-9
     scored, then the monitoring DAG run for each of them with `training` unpaused (so a request queues it)."""
-    home = tmp_path_factory.mktemp("monitoring-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAIRWAY_HOME", str(home))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
+    with isolated_home(tmp_path_factory, "monitoring-home") as home:
         uc = load_usecase("credit_risk")
         s = uc.synthetic
         assert s is not None and s.drift_month == 9

@@ -20,18 +20,14 @@ from fairway.documentation import model_documentation
 from fairway.inference import pin_champion, score_month
 from fairway.monitoring import check_drift, check_outcomes, record_month
 from tests.bento.serving import free_port
-from tests.champion import feature_store, make_champion
+from tests.champion import feature_store, isolated_home, make_champion
 from tests.conftest import PROJECT
 
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory, airflow_db):
     """A champion and two monitored months, then the API server on a free port."""
-    home = tmp_path_factory.mktemp("ui-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAIRWAY_HOME", str(home))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
+    with isolated_home(tmp_path_factory, "ui-home") as home:
         uc = load_usecase("credit_risk")
         feature_store(uc, customers=1500, months=6, seed=11)
         version = make_champion(uc, "2024-04", 3)
