@@ -103,9 +103,9 @@ def print_candidates(uc) -> None:  # noqa: ANN001
 def month_line(uc, month: str, triggered: list[str], seconds: float) -> str:  # noqa: ANN001
     """One line of the monthly table, from the month's monitoring summary."""
     import json
-    import math
 
     from fairway import registry
+    from fairway.fairness import worst_disparate_impact
     from fairway.monitoring import month_dir
 
     summary = json.loads((month_dir(uc, month) / "summary.json").read_text())
@@ -113,8 +113,8 @@ def month_line(uc, month: str, triggered: list[str], seconds: float) -> str:  # 
     auc, worst = "-", "-"
     if outcomes["status"] == "judged":
         auc = f"{outcomes['metrics']['auc']:.3f}"
-        di = [g["disparate_impact"] for g in outcomes["metrics"]["fairness"] if not math.isnan(g["disparate_impact"])]
-        worst = f"{max(di, key=lambda v: abs(math.log(v)) if v > 0 else math.inf):.3f}" if di else "-"
+        found = worst_disparate_impact(g["disparate_impact"] for g in outcomes["metrics"]["fairness"])
+        worst = "-" if found is None else f"{found:.3f}"
     champion = registry.version_by_alias(uc, registry.CHAMPION)
     then = " > ".join(d for d in triggered if d != "monitoring") or "-"
     if summary["retraining_reasons"]:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fairway.config import ConfigError, load_usecase, paths, resolve
+from fairway.fairness import worst_disparate_impact
 
 
 def _cmd_data_generate(args: argparse.Namespace) -> int:
@@ -110,13 +111,13 @@ def status_table(status: dict) -> str:
     header = f"{'version':>7}  {'candidate':<24} {'status':<11} {'gate':<8} {'AUC':>6} {'worst DI':>8}  approval"
     lines += ["", header, "-" * len(header)]
     for row in status["versions"]:
-        di = [v for k, v in row["metrics"].items() if k.endswith(".disparate_impact")]
+        worst = worst_disparate_impact(v for k, v in row["metrics"].items() if k.endswith(".disparate_impact"))
         approval = row["approval"].get("decision", "-") + (
             f" by {row['approval']['approver']}" if row["approval"] else ""
         )
         lines.append(
             f"{row['version']:>7}  {row['candidate'] or '-':<24} {row['status'] or '-':<11} {row['gate_decision'] or '-':<8} "
-            f"{row['metrics'].get('auc', float('nan')):>6.3f} {min(di) if di else float('nan'):>8.3f}  {approval}"
+            f"{row['metrics'].get('auc', float('nan')):>6.3f} {float('nan') if worst is None else worst:>8.3f}  {approval}"
         )
     return "\n".join(lines)
 

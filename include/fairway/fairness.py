@@ -10,6 +10,7 @@ true-positive rates (approved among those who deserved it).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,15 @@ def group_fairness(
                 accuracy_difference=values["Accuracy Difference"],
             ))  # fmt: skip
     return results
+
+
+def worst_disparate_impact(values: Iterable[float]) -> float | None:
+    """The disparate impact furthest from parity (1) on a log scale, so 0.8 and 1.25 are equally far; NaN
+    (unmeasurable) values are left out; None when nothing is left."""
+    measured = [v for v in values if not math.isnan(v)]
+    if not measured:
+        return None
+    return max(measured, key=lambda v: abs(math.log(v)) if v > 0 else math.inf)
 
 
 def group_rates(uc: UseCase, frame: pd.DataFrame, approved: np.ndarray, favourable: np.ndarray) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from fairway.config import UseCase, paths, resolve, usecase_dirs
+from fairway.fairness import worst_disparate_impact
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2937}h1{font-size:1.5em}h2{margin-top:1.6em}"
@@ -45,8 +46,7 @@ def versions_table(status: dict[str, Any]) -> str:
     rows = []
     for v in status["versions"]:
         metrics = v["metrics"]
-        di = [value for key, value in metrics.items() if key.endswith(".disparate_impact")]
-        worst = max(di, key=lambda x: abs(math.log(x)) if x > 0 else math.inf) if di else None
+        worst = worst_disparate_impact(value for key, value in metrics.items() if key.endswith(".disparate_impact"))
         approval = v["approval"]
         who = f"{approval.get('decision', '')} by {approval.get('approver', '')}" if approval else "–"
         css = "champion" if v["status"] == "champion" else ""
