@@ -60,16 +60,18 @@ def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
-    """Write `table` to `path` so that readers see the old file or the whole new one, never a part.
+def write_atomic(path: Path, write: Callable[[Path], object], keep_suffix: bool = False) -> Path:
+    """Write a file through `write(tmp)` so that readers see the old file or the whole new one, never a part.
 
-    The file is written under a temporary name in the same folder (not matching `*.parquet`), flushed to
-    disk and then renamed over the target, which is atomic on POSIX file systems.
+    `tmp` is a hidden name in the same folder, flushed to disk, then renamed over `path` (atomic on POSIX file
+    systems). By default it does not end like `path`, so a reader globbing `*.parquet` never picks it up;
+    `keep_suffix` keeps the suffix for writers that choose the format from it (matplotlib, Evidently's HTML).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    token = uuid.uuid4().hex
+    tmp = path.with_name(f".{path.stem}.{token}.tmp{path.suffix}" if keep_suffix else f".{path.name}.{token}.tmp")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -77,6 +79,11 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+    """A parquet file written with `write_atomic` (zstd)."""
+    return write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def to_arrow(frame: pd.DataFrame) -> pa.Table:

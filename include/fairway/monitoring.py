@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from fairway.config import UseCase, month_str, paths, resolve
+from fairway.data import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +59,7 @@ def month_dir(uc: UseCase, month: str) -> Path:
 
 
 def _write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    """Write through `write(tmp)` to a hidden file beside `path`, then rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are for readers
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, write, keep_suffix=True)
 
 
 def _write_json(path: Path, data: Any) -> Path:
