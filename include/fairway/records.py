@@ -33,7 +33,8 @@ PREDICTION_COLUMNS = [
 ]  # fmt: skip
 
 
-def _key() -> bytes:
+def pseudonym_key() -> bytes:
+    """The pseudonymisation key (FAIRWAY_PSEUDONYM_KEY, else FAIRWAY_HOME/secrets/pseudonym.key, created once)."""
     if os.environ.get("FAIRWAY_PSEUDONYM_KEY"):
         return os.environ["FAIRWAY_PSEUDONYM_KEY"].encode()
     path = paths().home / "secrets" / "pseudonym.key"
@@ -47,19 +48,22 @@ def _key() -> bytes:
 
 def pseudonymise(ids: pd.Series) -> pd.Series:
     """HMAC-SHA256 (first 32 hex digits) of each id under the pseudonymisation key."""
-    key = _key()
-    values = ids.astype(str).to_numpy()
-    return pd.Series([hmac.digest(key, v.encode(), "sha256").hex()[:32] for v in values], index=ids.index, dtype=object)
+    key = pseudonym_key()
+    return pd.Series([pseudonym(v, key) for v in ids.astype(str).to_numpy()], index=ids.index, dtype=object)
 
 
-def pseudonym(customer_id: object) -> str:
-    """The pseudonym of one id (the same as `pseudonymise` gives)."""
-    return hmac.digest(_key(), str(customer_id).encode(), "sha256").hex()[:32]
+def pseudonym(customer_id: object, key: bytes | None = None) -> str:
+    """The pseudonym of one id; pass the key when calling often (the online service reads it once)."""
+    return hmac.digest(key or pseudonym_key(), str(customer_id).encode(), "sha256").hex()[:32]
+
+
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def input_fingerprint(values: list[Any]) -> str:
     """The fingerprint of one row of model inputs, given in the model's input order (as `input_fingerprints`)."""
-    return hashlib.sha256("\x1f".join(map(str, values)).encode()).hexdigest()[:32]
+    return _fingerprint("\x1f".join(map(str, values)))
 
 
 def input_fingerprints(inputs: pd.DataFrame) -> pd.Series:
@@ -68,8 +72,7 @@ def input_fingerprints(inputs: pd.DataFrame) -> pd.Series:
     joined = text.iloc[:, 0]
     for column in text.columns[1:]:
         joined = joined + "\x1f" + text[column]
-    digests = [hashlib.sha256(row.encode()).hexdigest()[:32] for row in joined.to_numpy()]
-    return pd.Series(digests, index=inputs.index, dtype=object)
+    return pd.Series([_fingerprint(row) for row in joined.to_numpy()], index=inputs.index, dtype=object)
 
 
 def prediction_partition(uc: UseCase, month: str) -> Path:

@@ -98,7 +98,7 @@ class OnlineScorer:
 
     def __init__(self, usecase: str, model: Any, metadata: dict[str, Any]) -> None:
         from fairway.features.store import get_store
-        from fairway.records import DecisionLog, decision_log_url
+        from fairway.records import DecisionLog, decision_log_url, pseudonym_key
 
         self.uc = resolve(usecase)
         self.model = model
@@ -112,6 +112,7 @@ class OnlineScorer:
         view = self.uc.feature(self.columns[0]).view
         self.ttl = timedelta(days=self.uc.view(view).ttl_days)
         self.log = DecisionLog(decision_log_url(self.uc))
+        self.key = pseudonym_key()  # read once, not per request
         self.fast = linear_scorer(model, self.columns)
         log.info("scoring with %s", "the compiled linear form" if self.fast else "the model's predict_proba")
 
@@ -133,9 +134,10 @@ class OnlineScorer:
 
     def score(self, values: dict[str, Any]) -> float:
         if self.fast is not None:
-            return min(max(self.fast(values), 0.0), 1.0)
-        frame = pd.DataFrame({c: [values[c]] for c in self.columns})
-        return float(min(max(self.model.predict_proba(frame)[0, 1], 0.0), 1.0))
+            return self.fast(values)  # a logistic function: already in [0, 1]
+        from fairway.training import predict_scores
+
+        return float(predict_scores(self.model, pd.DataFrame({c: [values[c]] for c in self.columns}))[0])
 
     def decide(
         self,
@@ -175,7 +177,7 @@ class OnlineScorer:
         from fairway.records import pseudonym
 
         values, event_time = self.online_features(customer_id)
-        return self.decide("predict", values, pseudonym(customer_id), request_id, event_time)
+        return self.decide("predict", values, pseudonym(customer_id, self.key), request_id, event_time)
 
     def predict_features(self, values: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         return self.decide("predict_features", values, None, request_id)
