@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.bento.serving import free_port
+
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
@@ -19,9 +21,7 @@ def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server not installed: `make stack-deps` installs Debian's redis-server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
     try:
