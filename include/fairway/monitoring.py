@@ -358,7 +358,9 @@ def alerts(drift: dict[str, Any], outcomes: dict[str, Any]) -> list[str]:
     return found
 
 
-def history_row(drift: dict[str, Any], outcomes: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
+def history_row(
+    drift: dict[str, Any], outcomes: dict[str, Any], found: list[str], reasons: list[str]
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "month": drift["month"],
         "model_version": drift["model_version"],
@@ -379,7 +381,7 @@ def history_row(drift: dict[str, Any], outcomes: dict[str, Any], reasons: list[s
         for g in metrics["fairness"]:
             for measure in ("disparate_impact", "statistical_parity", "equal_opportunity"):
                 row[f"{g['attribute']}.{g['group']}.{measure}"] = g[measure]
-    row["alerts"] = ",".join(alerts(drift, outcomes))
+    row["alerts"] = ",".join(found)
     row["retraining_requested"] = bool(reasons)
     row["reasons"] = " | ".join(reasons)
     return row
@@ -468,10 +470,11 @@ def record_month(
     uc = resolve(usecase)
     month = drift["month"]
     reasons, held_back = retraining_reasons(uc, drift, outcomes)
-    row = history_row(drift, outcomes, reasons)
+    found = alerts(drift, outcomes)
+    row = history_row(drift, outcomes, found, reasons)
     folder = month_dir(uc, month)
     summary = {"usecase": uc.name, "run_id": run_id, "drift": drift, "outcomes": outcomes, "retraining_reasons": reasons,
-               "not_requested": held_back, "alerts": row["alerts"].split(",") if row["alerts"] else []}  # fmt: skip
+               "not_requested": held_back, "alerts": found}  # fmt: skip
     _write_json(folder / "summary.json", summary)
     history = update_history(uc, row)
     _write_atomic(monitoring_dir(uc) / "trends.png", lambda tmp: plot_trends(uc, history, tmp))
@@ -487,7 +490,7 @@ def record_month(
         "model_version": drift["model_version"],
         "drift_share": drift["drift_share"],
         "auc": None if math.isnan(row["auc"]) else row["auc"],
-        "alerts": summary["alerts"],
+        "alerts": found,
         "retraining_reasons": reasons,
         "not_requested": held_back,
         "report": str(folder / "drift.html"),
