@@ -27,14 +27,13 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
-from local_stack import terminate_tree  # noqa: E402
+from local_stack import terminate_tree, wait_healthy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
@@ -82,17 +81,10 @@ def running(command: list[str], ready: str, log: Path) -> Iterator[None]:
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # mlflow execs uvicorn
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                if process.poll() is not None:
-                    sys.exit(f"{command[:3]} exited with {process.returncode}; see {log}")
-                with contextlib.suppress(OSError):
-                    with urllib.request.urlopen(ready, timeout=2) as response:
-                        if response.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    sys.exit(f"{command[:3]} not ready after 180 s; see {log}")
-                time.sleep(0.5)
+            try:
+                wait_healthy(process, ready, 180, log)
+            except (RuntimeError, TimeoutError) as error:
+                sys.exit(str(error))
             yield
         finally:
             left = terminate_tree(process.pid)

@@ -125,6 +125,22 @@ def terminate_tree(pid: int, grace: float = 20) -> set[int]:
     return _running(targets)
 
 
+def wait_healthy(process: subprocess.Popen, url: str, timeout: float, log: object, every: float = 0.5) -> None:
+    """Poll `url` until it answers 200. RuntimeError if the process exits first, TimeoutError after `timeout` s;
+    both name the log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=3) as response:
+                if response.status == 200:
+                    return
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}; see {log}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not healthy after {timeout:.0f} s; see {log}")
+        time.sleep(every)
+
+
 def start(name: str, command: list[str], health: str, timeout: float = 180) -> None:
     record = _pidfile(name)
     if record.exists() and _alive(json.loads(record.read_text())["pgid"]):
@@ -135,19 +151,14 @@ def start(name: str, command: list[str], health: str, timeout: float = 180) -> N
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment(),
                                    start_new_session=True, cwd=PROJECT)  # fmt: skip
     record.write_text(json.dumps({"pgid": process.pid, "command": command, "health": health, "log": str(log)}))
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(health, timeout=3) as response:
-                if response.status == 200:
-                    print(f"{name}: up ({health.rsplit('/', 1)[0]}), log {log}", flush=True)
-                    return
-        if process.poll() is not None:
-            sys.exit(f"{name} exited with {process.returncode}: see {log}")
-        if time.monotonic() > deadline:
-            stop(name)
-            sys.exit(f"{name} not healthy after {timeout:.0f} s: see {log}")
-        time.sleep(1)
+    try:
+        wait_healthy(process, health, timeout, log, every=1)
+    except RuntimeError as error:
+        sys.exit(f"{name}: {error}")
+    except TimeoutError as error:
+        stop(name)
+        sys.exit(f"{name}: {error}")
+    print(f"{name}: up ({health.rsplit('/', 1)[0]}), log {log}", flush=True)
 
 
 def stop(name: str, grace: float = 20) -> bool:

@@ -7,13 +7,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include"))
-from local_stack import terminate_tree  # noqa: E402
+from local_stack import terminate_tree, wait_healthy  # noqa: E402
 
 
 def free_port() -> int:
@@ -36,19 +34,7 @@ def served(bento: str, timeout: float = 90) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited with {process.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"bentoml serve not ready after {timeout} s; see {log.name}")
-            time.sleep(0.5)
+        wait_healthy(process, f"{url}/readyz", timeout, log.name)
         yield url
     finally:
         left = terminate_tree(process.pid)
