@@ -8,6 +8,9 @@ metadata: requests are validated strictly against it, and protected attributes a
 - POST /predict           {"customer_id": "C0000001"}: model inputs from the Feast online store
 - POST /predict_features  {"applicant": {...model inputs...}}: explicit inputs (new applicants, what-if)
 - GET  /model             name, version, approval record, gate decision, fairness metrics, documentation
+
+Every decision answers with its reason codes: the (up to) three model inputs that raise the score most compared
+with the version's reference applicant (fairway.explanations).
 - BentoML's own /livez, /readyz, /metrics (Prometheus, with `fairway_decisions_total` by endpoint and outcome)
 
 Every answer is a committed row in the decision log (fairway.records.DecisionLog); when the row cannot be
@@ -61,6 +64,13 @@ Applicant = create_model(  # type: ignore[call-overload]
 )
 
 
+class Reason(BaseModel):
+    feature: str
+    value: int | float | str | bool
+    reference: int | float | str | bool = Field(description="the reference applicant's value")
+    effect: float = Field(description="score minus the score with this input at the reference value")
+
+
 class Decision(BaseModel):
     request_id: str
     score: float
@@ -70,6 +80,9 @@ class Decision(BaseModel):
     model_version: str
     features_event_time: str | None = Field(None, description="event time of the oldest online feature used")
     features_stale: bool | None = Field(None, description="true when that time is older than the view's TTL")
+    reasons: list[Reason] = Field(
+        default_factory=list, description="reason codes: the inputs that raise the score most, largest first"
+    )
 
 
 def model_info() -> dict[str, Any]:

@@ -129,6 +129,18 @@ def _catalogue_rows(uc: UseCase) -> list[list[Any]]:
     ]  # fmt: skip
 
 
+def _explanation_evidence(run_id: str, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The version's permutation importance (table; its plot downloaded into `folder`) and reference applicant."""
+    import mlflow
+    import pandas as pd
+
+    from fairway.training import load_reference
+
+    for name in ("permutation_importance.csv", "permutation_importance.png"):
+        mlflow.artifacts.download_artifacts(f"runs:/{run_id}/evaluation/{name}", dst_path=str(folder))
+    return pd.read_csv(folder / "permutation_importance.csv"), load_reference(run_id)
+
+
 def model_documentation(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     """Write the technical documentation (Annex IV headings) and model card of an approved version."""
     import mlflow
@@ -161,6 +173,13 @@ def model_documentation(usecase: UseCase | str | None, version: str) -> dict[str
     folder = reports_dir(uc, "documentation", version)
     plot = folder / "fairness_by_group.png"
     mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/evaluation/fairness_by_group.png", dst_path=str(folder))
+    importance, reference = _explanation_evidence(str(mv.run_id), folder)
+    baseline_auc = float(importance["baseline_auc"].iloc[0])
+    importance_table = _table(
+        ["input", "AUC drop (mean)", "spread (std)"],
+        [[r.feature, r.importance_mean, r.importance_std] for r in importance.itertuples()],
+    )
+    reference_table = _table(["input", "reference value"], [[name, value] for name, value in reference.items()])
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     md = f"""# {uc.model_name} v{version}: technical documentation and model card
 
@@ -202,18 +221,34 @@ Brier score {_fmt(metrics.brier)}. {"No champion before this version." if metric
 
 ![approval, true-positive and false-positive rates by group](fairness_by_group.png)
 
-## 5. Risk management: the fairness gate (Art. 9)
+## 5. Explanations (Art. 13(3)(b), Art. 86)
+What the model relies on: permutation importance on the holdout month, the drop of the holdout AUC (from
+{_fmt(baseline_auc)}) when one input's values are shuffled across rows (mean and spread of 5 seeded shuffles). An
+input near 0 is not used; a negative value is noise.
+
+{importance_table}
+
+![permutation importance on the holdout](permutation_importance.png)
+
+Every decision (batch records, online answers and the decision log) carries its reason codes: the up to three
+inputs that raise the person's score most compared with the reference applicant below (median of each number,
+most frequent category of the training rows), with the person's value, the reference value and the effect in
+score points.
+
+{reference_table}
+
+## 6. Risk management: the fairness gate (Art. 9)
 Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate report SHA-256 `{mv.tags.get("fairway.gate_report_sha256")}`.
 
 {rules_table(GateDecision(gate["passed"], [RuleResult(**r) for r in gate["rules"]]))}
 
-## 6. Human oversight (Art. 14)
+## 7. Human oversight (Art. 14)
 - Decision: {approval.get("decision")} by **{approval.get("approver")}** ({approval.get("mode")} mode) at {approval.get("decided_at")}.
 - Comment: {approval.get("comment") or "(none given)"}
 - The approval covers the evidence with SHA-256 `{approval.get("evidence_sha256")}`.
 - To stop the model: delete or move the `champion` alias of `{uc.model_name}` in MLflow, or pause the scoring DAGs in Airflow.
 
-## 7. Model card for deployers (Art. 13)
+## 8. Model card for deployers (Art. 13)
 - Works as measured above for the population of the training window. It works worst for
   `{worst.attribute}` = {worst.group} (approval rate {_fmt(worst.selection_rate_group)} against {_fmt(worst.selection_rate_reference)} for {worst.reference};
   disparate impact {_fmt(worst.disparate_impact)}).
@@ -221,7 +256,7 @@ Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate repo
   from that window (for example after an income shock) may be scored less accurately. Features with proxy risk
   are listed in the catalogue above with their justification.
 
-## 8. Lifecycle and post-market monitoring (Annex IV 6 and 9, Art. 72)
+## 9. Lifecycle and post-market monitoring (Annex IV 6 and 9, Art. 72)
 - Previous champion: {previous}. Every version, its gate decision and approval are kept in the MLflow registry.
 - Monitoring: monthly data drift (retraining requested when the share of drifted columns exceeds
   {uc.drift.share_of_drifted_columns_max}) and, once labels arrive, performance and the fairness rules above.
@@ -230,7 +265,7 @@ Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate repo
     md_path.write_text(md)
     html_path = folder / "model_documentation.html"
     html_path.write_text(render_html(md, f"{uc.model_name} v{version}"))
-    for path in (md_path, html_path, plot):
+    for path in (md_path, html_path, plot, folder / "permutation_importance.png"):
         mlc.log_artifact(str(mv.run_id), str(path), "documentation")
     mlc.set_model_version_tag(
         uc.model_name, version, "fairway.documentation", f"runs:/{mv.run_id}/documentation/model_documentation.html"

@@ -2,7 +2,8 @@
 
 The customers of a month are those with a snapshot in it; their model inputs come from the same feature
 service as training, point in time as of the end of the month. Scores, decisions and the model version are
-written as the month's prediction records, atomically: a month is either fully written or untouched.
+written as the month's prediction records, atomically: a month is either fully written or untouched. Each
+record carries its reason codes (fairway.explanations) against the version's reference applicant.
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
     """Score the month's customers with the pinned version and replace the month's prediction records."""
     import mlflow
 
-    from fairway import registry
+    from fairway import explanations, registry
     from fairway.fairness import approvals
     from fairway.records import input_fingerprints, pseudonymise, write_predictions
-    from fairway.training import predict_scores
+    from fairway.training import load_reference, predict_scores
 
     uc = resolve(usecase)
     month = month_str(month)
@@ -81,6 +82,10 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
     registry.client()
     model = mlflow.sklearn.load_model(f"models:/{pinned['model']}/{pinned['version']}")
     scores = predict_scores(model, inputs)
+    codes = explanations.ReasonCodes(
+        uc.model_inputs, load_reference(pinned["run_id"]), lambda rows: predict_scores(model, rows)
+    )
+    reasons = [explanations.dumps(r) for r in codes.frame_reasons(inputs, scores)]
     threshold = uc.gate.decision_threshold
     start, end = month_bounds(month)
     records = pd.DataFrame({
@@ -95,6 +100,7 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
         "interval_end": end,
         "features_as_of": frame[uc.event_timestamp].iloc[0],
         "input_fingerprint": input_fingerprints(inputs),
+        "reasons": reasons,
         "run_id": run_id,
     })  # fmt: skip
     path = write_predictions(uc, month, records)

@@ -2,7 +2,8 @@
 
 The BentoML model is tagged `<usecase>:mlflow-v<version>-<run id prefix>` (unique even if the MLflow registry
 is recreated while the BentoML store is kept) and carries, as metadata, what the service needs to
-validate and answer on its own: the model inputs with their types and rules, the decision threshold, the MLflow
+validate and answer on its own: the model inputs with their types and rules, the reference applicant of the
+reason codes (fairway.explanations), the decision threshold, the MLflow
 name and version, the approval record and the gate decision. The bento pins that tag as its `model_tag`
 argument and carries the MLflow version in its labels. The build is offline (`lock_packages: false`).
 """
@@ -49,6 +50,7 @@ def package(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     import bentoml
 
     from fairway import registry
+    from fairway.training import load_reference
 
     uc = resolve(usecase)
     bentoml_environment()
@@ -61,6 +63,7 @@ def package(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     labels = {"mlflow_model_name": uc.model_name, "mlflow_version": str(version), "usecase": uc.name}
     metadata = {
         "inputs": input_schema(uc),
+        "reference": load_reference(str(mv.run_id)),  # the reference applicant of the reason codes
         "decision_threshold": uc.gate.decision_threshold,
         "mlflow_model_name": uc.model_name,
         "mlflow_version": str(version),

@@ -29,7 +29,7 @@ from fairway.data import to_arrow, write_parquet_atomic
 
 PREDICTION_COLUMNS = [
     "subject", "score", "decision", "threshold", "model_name", "model_version", "feature_service",
-    "interval_start", "interval_end", "features_as_of", "input_fingerprint", "run_id",
+    "interval_start", "interval_end", "features_as_of", "input_fingerprint", "reasons", "run_id",
 ]  # fmt: skip
 
 
@@ -94,7 +94,7 @@ def write_predictions(uc: UseCase, month: str, records: pd.DataFrame) -> Path:
 
 DECISION_COLUMNS = [
     "request_id", "recorded_at", "usecase", "endpoint", "subject", "input_fingerprint", "score", "decision",
-    "threshold", "model_name", "model_version", "features_event_time", "features_stale",
+    "threshold", "model_name", "model_version", "features_event_time", "features_stale", "reasons",
 ]  # fmt: skip
 
 
@@ -143,6 +143,7 @@ class DecisionLog:
             sa.Column("model_version", sa.String(20), nullable=False),
             sa.Column("features_event_time", sa.DateTime(timezone=True), nullable=True),
             sa.Column("features_stale", sa.Boolean, nullable=True),
+            sa.Column("reasons", sa.Text, nullable=True),  # JSON: fairway.explanations reason codes
         )  # fmt: skip
         metadata.create_all(self.engine, checkfirst=True)
 

@@ -1,8 +1,9 @@
 """Online scoring behind the BentoML service: Feast online lookup, one-row scoring, decision records.
 
 `OnlineScorer` is built once per service worker with the packaged model and its metadata. Per request it does
-the least it can: one Feast online read through the model-input feature service (by customer id), a one-row
-frame for the model, and one committed row in the decision log.
+the least it can: one Feast online read through the model-input feature service (by customer id), one score,
+the reason codes (one score per model input against the version's reference applicant, fairway.explanations),
+and one committed row in the decision log.
 
 Stale features: a customer's online features older than the view's TTL are *flagged*, not refused: the answer
 and the decision record carry `features_event_time` and `features_stale: true`, so a deployer's policy can
@@ -18,9 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fairway.config import resolve
+from fairway.explanations import ReasonCodes
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,7 @@ class OnlineScorer:
         self.log = DecisionLog(decision_log_url(self.uc))
         self.key = pseudonym_key()  # read once, not per request
         self.fast = linear_scorer(model, self.columns)
+        self.explain = ReasonCodes(self.columns, metadata["reference"], self.score_rows, self.fast)
         log.info("scoring with %s", "the compiled linear form" if self.fast else "the model's predict_proba")
 
     def online_features(self, customer_id: str) -> tuple[dict[str, Any], datetime | None]:
@@ -132,12 +136,15 @@ class OnlineScorer:
         event_time = datetime.fromtimestamp(min(seconds), UTC) if seconds else None
         return values, event_time
 
+    def score_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        from fairway.training import predict_scores
+
+        return predict_scores(self.model, rows[self.columns])
+
     def score(self, values: dict[str, Any]) -> float:
         if self.fast is not None:
             return self.fast(values)  # a logistic function: already in [0, 1]
-        from fairway.training import predict_scores
-
-        return float(predict_scores(self.model, pd.DataFrame({c: [values[c]] for c in self.columns}))[0])
+        return float(self.score_rows(pd.DataFrame({c: [values[c]] for c in self.columns}))[0])
 
     def decide(
         self,
@@ -148,9 +155,11 @@ class OnlineScorer:
         features_event_time: datetime | None = None,
     ) -> dict[str, Any]:
         """Score, decide and record; raises DecisionNotRecorded when the record cannot be committed."""
+        from fairway.explanations import dumps
         from fairway.records import input_fingerprint
 
         score = self.score(values)
+        reasons = self.explain.reasons(values, score)
         stale = None
         if features_event_time is not None:
             stale = datetime.now(UTC) - features_event_time > self.ttl
@@ -163,8 +172,9 @@ class OnlineScorer:
             "model_version": self.model_version,
             "features_event_time": features_event_time,
             "features_stale": stale,
+            "reasons": reasons,
         }
-        record = {**answer, "usecase": self.uc.name, "endpoint": endpoint, "subject": subject,
+        record = {**answer, "usecase": self.uc.name, "endpoint": endpoint, "subject": subject, "reasons": dumps(reasons),
                   "input_fingerprint": input_fingerprint([values[c] for c in self.columns])}  # fmt: skip
         try:
             self.log.append(record)

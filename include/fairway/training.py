@@ -310,6 +310,36 @@ def evaluate_model(uc: UseCase, model: Any, holdout: pd.DataFrame, champion: Any
     return metrics, scores
 
 
+def explain_candidate(
+    uc: UseCase, model: Any, train: pd.DataFrame, holdout: pd.DataFrame, folder: Path, candidate: str
+) -> list[Path]:
+    """The candidate's explanation evidence: permutation importance on the holdout (table and plot) and the
+    reference applicant of its reason codes (from the training rows)."""
+    import json
+
+    from fairway import explanations
+
+    inputs = holdout[uc.model_inputs]
+    importance = explanations.permutation_importance(
+        lambda rows: predict_scores(model, rows), inputs, positive_target(uc, holdout)
+    )
+    table = folder / "permutation_importance.csv"
+    importance.to_csv(table, index=False)
+    plot = explanations.plot_importance(
+        importance, folder / "permutation_importance.png", f"{candidate}: permutation importance on the holdout"
+    )
+    reference = folder / "reference.json"
+    reference.write_text(json.dumps(explanations.reference_point(train, uc.model_inputs), indent=2))
+    return [table, plot, reference]
+
+
+def load_reference(run_id: str) -> dict[str, Any]:
+    """The reference applicant of a version's reason codes, logged with its run."""
+    import mlflow
+
+    return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation/reference.json"))
+
+
 def train_candidate(usecase: UseCase | str | None, frame_summary: dict[str, Any], candidate: str) -> dict[str, Any]:
     """Fit, evaluate and log one candidate as an MLflow run; returns its run id and headline numbers."""
     import tempfile
@@ -332,6 +362,7 @@ def train_candidate(usecase: UseCase | str | None, frame_summary: dict[str, Any]
         plot = plot_group_rates(
             rates, Path(tmp) / "fairness_by_group.png", f"{candidate}: holdout {frame_summary['holdout_month']}"
         )
+        explained = explain_candidate(uc, model, train, holdout, Path(tmp), candidate)
         run = registry.log_candidate(
             uc,
             candidate,
@@ -339,7 +370,7 @@ def train_candidate(usecase: UseCase | str | None, frame_summary: dict[str, Any]
             metrics,
             frame_summary,
             params,
-            [table, plot],
+            [table, plot, *explained],
             holdout[uc.model_inputs].head(50),
             choice,
         )

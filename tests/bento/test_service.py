@@ -4,6 +4,7 @@ online store and the decision log (SQLite) it writes."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 
 import httpx
 import mlflow
@@ -67,6 +68,15 @@ def test_predict_scores_a_customer_with_online_features_and_records_it(service) 
     assert row["subject"] == pseudonym(customer["customer_id"]) and row["endpoint"] == "predict"
     assert row["input_fingerprint"] == input_fingerprint([customer[c] for c in uc.model_inputs])
     assert row["score"] == pytest.approx(body["score"]) and row["model_version"] == service["version"]
+    # reason codes: recorded as answered, each the score minus the score with that input at the reference value
+    assert json.loads(row["reasons"]) == body["reasons"] and 1 <= len(body["reasons"]) <= 3
+    reference = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/evaluation/reference.json")
+    for reason in body["reasons"]:
+        swapped = snapshot.iloc[[7]][uc.model_inputs].assign(**{reason["feature"]: reference[reason["feature"]]})
+        assert reason["reference"] == reference[reason["feature"]]
+        assert reason["effect"] == pytest.approx(expected - float(model.predict_proba(swapped)[0, 1]), abs=1e-6)
+    effects = [r["effect"] for r in body["reasons"]]
+    assert effects == sorted(effects, reverse=True) and effects[-1] > 0
 
 
 def test_predict_features_scores_explicit_inputs(service) -> None:

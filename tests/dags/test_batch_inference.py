@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -76,6 +77,14 @@ def test_three_months_are_scored_with_their_own_features(scoring, scoring_home) 
         assert set(records["model_version"]) == {str(champion.version)}
         assert set(records["interval_start"].dt.strftime("%Y-%m")) == {month}
         assert not records["subject"].str.startswith("C").any(), "no customer id in the records"
+        # reason codes of a decision: the inputs whose move to the reference lowers the score most
+        reference = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/evaluation/reference.json")
+        row = snapshot.iloc[[3]][uc.model_inputs]
+        reasons = json.loads(records.set_index("subject").at[pseudonymise(snapshot["customer_id"]).iloc[3], "reasons"])
+        effects = {f: float(model.predict_proba(row)[0, 1] - model.predict_proba(row.assign(**{f: reference[f]}))[0, 1])
+                   for f in uc.model_inputs}  # fmt: skip
+        expected_top = sorted((f for f in effects if effects[f] > 1e-6), key=lambda f: -effects[f])[:3]
+        assert [r["feature"] for r in reasons] == expected_top
 
 
 def test_a_rerun_gives_identical_records_and_no_duplicates(scoring, scoring_home) -> None:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pendulum
 import pytest
 
@@ -202,9 +203,19 @@ def test_human_approval_promotes_with_the_approver_and_documents_the_version(lif
     doc = (Path(gated.get_task_instance("document").xcom_pull(task_ids="document")["markdown"])).read_text()
     metrics = registry.run_metrics(str(mv.run_id))
     for heading in ["## 1. General description and intended purpose", "## 2. Design and development", "### Data (Art. 10)",
-                    "## 3. Performance", "## 4. Fairness per protected group", "## 5. Risk management: the fairness gate",
-                    "## 6. Human oversight", "## 7. Model card for deployers", "## 8. Lifecycle and post-market monitoring"]:  # fmt: skip
+                    "## 3. Performance", "## 4. Fairness per protected group", "## 5. Explanations",
+                    "## 6. Risk management: the fairness gate", "## 7. Human oversight", "## 8. Model card for deployers",
+                    "## 9. Lifecycle and post-market monitoring"]:  # fmt: skip
         assert heading in doc
+    importance = pd.read_csv(
+        mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/evaluation/permutation_importance.csv")
+    )
+    assert set(importance["feature"]) == set(uc.model_inputs)
+    top = importance.iloc[0]
+    assert top["importance_mean"] > 0.01  # the model uses its inputs: shuffling the most important one costs AUC
+    assert f"| {top['feature']} | {top['importance_mean']:.3f} |" in doc
+    assert (Path(gated.get_task_instance("document").xcom_pull(task_ids="document")["markdown"]).parent
+            / "permutation_importance.png").stat().st_size > 1000  # fmt: skip
     assert f"AUC {metrics.auc:.3f}" in doc
     for g in metrics.fairness:
         assert f"| {g.attribute} | {g.group} vs {g.reference} |" in doc and f"{g.disparate_impact:.3f}" in doc

@@ -1,0 +1,155 @@
+"""Explanations: what a model version relies on overall, and why one decision came out as it did.
+
+- **Global** (per model version, AI Act Art. 13(3)(b)): permutation importance on the holdout month, the drop
+  of the holdout AUC when one model input's values are shuffled across rows (mean and standard deviation over
+  `repeats` shuffles, seeded). An input the model does not use scores about 0. Logged with the candidate's run
+  (`evaluation/permutation_importance.csv` and `.png`) and shown in the version's documentation.
+- **Per decision** (reason codes, GDPR Art. 22(3) / AI Act Art. 86): the model inputs that raise this person's
+  score the most compared with a *reference applicant* (median of each number, most frequent category, taken
+  from the version's training rows). The effect of input i is `score(x) - score(x with x_i set to the
+  reference)`; the reasons are the (up to) `TOP_REASONS` inputs with a positive effect, largest first, each with
+  the person's value, the reference value and the effect in score points. Deterministic: the same inputs give
+  the same reasons. It costs one score per model input: the online service scores the swaps with its compiled
+  linear form when the model has one, else with one `predict_proba` over a small frame.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TOP_REASONS = 3
+MIN_EFFECT = 1e-6  # smaller effects are rounding noise, not reasons
+
+Reason = dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON- and metadata-friendly scalar (numpy scalars become Python ones)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def reference_point(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, Any]:
+    """The reference applicant: the median of each numeric input (rounded for integer ones), the most frequent
+    value of each other input (ties: the first in sorted order)."""
+    reference: dict[str, Any] = {}
+    for column in columns:
+        series = frame[column].dropna()
+        if series.empty:
+            raise ValueError(f"no values of '{column}' to take a reference from")
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            counts = series.astype(str).value_counts()
+            top = counts[counts == counts.max()].index
+            reference[column] = sorted(top)[0]
+        elif pd.api.types.is_integer_dtype(series):
+            reference[column] = int(round(float(series.median())))
+        else:
+            reference[column] = float(series.median())
+    return reference
+
+
+def permutation_importance(
+    score: Callable[[pd.DataFrame], np.ndarray], inputs: pd.DataFrame, target: np.ndarray, repeats: int = 5,
+    seed: int = 0,
+) -> pd.DataFrame:  # fmt: skip
+    """Drop of the AUC when each column is shuffled (mean, std over `repeats`); sorted, most important first."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(target)) < 2:
+        raise ValueError("permutation importance needs both outcomes in the holdout")
+    rng = np.random.default_rng(seed)
+    baseline = float(roc_auc_score(target, score(inputs)))
+    rows = []
+    for column in inputs.columns:
+        drops = []
+        for _ in range(repeats):
+            shuffled = inputs.copy()
+            shuffled[column] = inputs[column].to_numpy()[rng.permutation(len(inputs))]
+            drops.append(baseline - float(roc_auc_score(target, score(shuffled))))
+        rows.append(
+            {"feature": column, "importance_mean": float(np.mean(drops)), "importance_std": float(np.std(drops))}
+        )
+    table = pd.DataFrame(rows).sort_values(["importance_mean", "feature"], ascending=[False, True])
+    return table.assign(baseline_auc=baseline).reset_index(drop=True)
+
+
+def plot_importance(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """Horizontal bars of the AUC drop per input, with the spread over the shuffles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(table) + 1.4))
+    ax.barh(ordered["feature"], ordered["importance_mean"], xerr=ordered["importance_std"], color="#486581")
+    ax.axvline(0, color="#9fb3c8", linewidth=0.8)
+    ax.set_xlabel("drop of holdout AUC when the input is shuffled")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _top(effects: np.ndarray, columns: Sequence[str], values: Sequence[Any], reference: dict[str, Any],
+         top: int) -> list[Reason]:  # fmt: skip
+    order = sorted(range(len(columns)), key=lambda i: (-effects[i], columns[i]))
+    return [
+        {"feature": columns[i], "value": _plain(values[i]), "reference": reference[columns[i]],
+         "effect": round(float(effects[i]), 6)}
+        for i in order[:top] if effects[i] > MIN_EFFECT
+    ]  # fmt: skip
+
+
+class ReasonCodes:
+    """Reason codes of one model version: `reasons(values)` for one decision, `frame_reasons(inputs)` for many."""
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        reference: dict[str, Any],
+        score_rows: Callable[[pd.DataFrame], np.ndarray],
+        score_one: Callable[[dict[str, Any]], float] | None = None,
+        top: int = TOP_REASONS,
+    ) -> None:
+        missing = [c for c in columns if c not in reference]
+        if missing:
+            raise ValueError(f"the reference applicant lacks {missing}")
+        self.columns, self.reference, self.top = list(columns), dict(reference), top
+        self.score_rows, self.score_one = score_rows, score_one
+
+    def reasons(self, values: dict[str, Any], score: float | None = None) -> list[Reason]:
+        """The top reasons of one decision (`score`, when given, must be the score of `values`)."""
+        if self.score_one is not None:
+            base = self.score_one(values) if score is None else score
+            swapped = [self.score_one({**values, c: self.reference[c]}) for c in self.columns]
+        else:
+            rows = [values] + [{**values, c: self.reference[c]} for c in self.columns]
+            scores = self.score_rows(pd.DataFrame(rows, columns=self.columns))
+            base, swapped = float(scores[0]) if score is None else score, list(scores[1:])
+        effects = base - np.asarray(swapped, dtype=float)
+        return _top(effects, self.columns, [values[c] for c in self.columns], self.reference, self.top)
+
+    def frame_reasons(self, inputs: pd.DataFrame, scores: np.ndarray | None = None) -> list[list[Reason]]:
+        """Reasons of every row: one scoring pass per input column."""
+        base = self.score_rows(inputs) if scores is None else np.asarray(scores, dtype=float)
+        effects = np.empty((len(inputs), len(self.columns)))
+        for j, column in enumerate(self.columns):
+            swapped = inputs.copy()
+            swapped[column] = pd.Series([self.reference[column]] * len(inputs), index=inputs.index).astype(
+                inputs[column].dtype
+            )
+            effects[:, j] = base - self.score_rows(swapped)
+        values = inputs[self.columns].to_numpy(dtype=object)
+        return [_top(effects[i], self.columns, values[i], self.reference, self.top) for i in range(len(inputs))]
+
+
+def dumps(reasons: list[Reason]) -> str:
+    """Reasons as stored in records (compact JSON, keys in a fixed order)."""
+    return json.dumps(reasons, separators=(",", ":"))

@@ -1,0 +1,96 @@
+"""fairway.explanations: permutation importance and reason codes, on models fitted the way training fits them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairway.data import generate, read_month
+from fairway.explanations import ReasonCodes, permutation_importance, reference_point
+from fairway.serving import linear_scorer
+from fairway.training import fit_candidate, predict_scores
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """January's snapshots with their outcomes, and the baseline and ExponentiatedGradient candidates fitted on them."""
+    from fairway.config import load_usecase
+    from tests.champion import isolated_home
+
+    with isolated_home(tmp_path_factory, "explanations"):
+        uc = load_usecase("credit_risk")
+        generate(uc, customers=1500, n_months=2, seed=3)
+        snapshot, _ = read_month(uc, "2024-01")
+        _, labels = read_month(uc, "2024-02")
+        frame = snapshot.merge(labels[["customer_id", "default_12m"]], on="customer_id")
+        models = {name: fit_candidate(uc, name, frame)[0] for name in ("baseline", "exponentiated_gradient")}
+        yield uc, frame, models
+
+
+def codes(uc, frame, model, compiled: bool) -> ReasonCodes:
+    columns = uc.model_inputs
+    fast = linear_scorer(model, columns) if compiled else None
+    return ReasonCodes(columns, reference_point(frame, columns), lambda rows: predict_scores(model, rows), fast)
+
+
+def test_reference_applicant_is_median_and_most_frequent_value() -> None:
+    frame = pd.DataFrame({"n": [1, 2, 10], "x": [0.5, 1.5, 9.0], "c": ["b", "a", "a"], "t": ["z", "y", "x"]})
+    assert reference_point(frame, ["n", "x", "c", "t"]) == {"n": 2, "x": 1.5, "c": "a", "t": "x"}
+    with pytest.raises(ValueError, match="no values of 'n'"):
+        reference_point(frame.assign(n=np.nan), ["n"])
+
+
+def test_permutation_importance_finds_the_input_the_model_uses() -> None:
+    rng = np.random.default_rng(0)
+    inputs = pd.DataFrame({"used": rng.normal(size=2000), "ignored": rng.normal(size=2000)})
+    target = (inputs["used"] + rng.normal(scale=0.5, size=2000) > 0).astype(int).to_numpy()
+    table = permutation_importance(lambda rows: 1 / (1 + np.exp(-rows["used"].to_numpy())), inputs, target)
+    by_name = table.set_index("feature")
+    assert list(table["feature"]) == ["used", "ignored"]
+    assert by_name.at["used", "importance_mean"] > 0.3
+    assert by_name.at["ignored", "importance_mean"] == 0.0  # the score does not read it at all
+    with pytest.raises(ValueError, match="both outcomes"):
+        permutation_importance(lambda rows: rows["used"].to_numpy(), inputs, np.zeros(2000, dtype=int))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-linear", "predict_proba"])
+def test_reason_codes_are_stable_and_follow_a_moving_feature(fitted, compiled) -> None:
+    uc, frame, models = fitted
+    explain = codes(uc, frame, models["baseline"], compiled)
+    row = frame[uc.model_inputs].iloc[0].to_dict()
+    calm = {**row, "late_payments_12m": explain.reference["late_payments_12m"]}
+    assert explain.reasons(calm) == explain.reasons(dict(calm))  # same input, same reasons
+    assert "late_payments_12m" not in [r["feature"] for r in explain.reasons(calm)]  # at the reference: no effect
+    effects = []
+    for late in (3, 6, 9):
+        reasons = explain.reasons({**calm, "late_payments_12m": late})
+        found = {r["feature"]: r for r in reasons}
+        assert "late_payments_12m" in found, reasons
+        assert found["late_payments_12m"]["value"] == late
+        effects.append(found["late_payments_12m"]["effect"])
+    assert effects[0] < effects[1] < effects[2]  # more late payments: a larger push towards decline
+    assert explain.reasons({**calm, "late_payments_12m": 9})[0]["feature"] == "late_payments_12m"
+    assert all(r["effect"] > 0 for r in explain.reasons({**calm, "late_payments_12m": 9}))
+
+
+def test_compiled_and_model_reasons_agree_and_batch_equals_one_by_one(fitted) -> None:
+    uc, frame, models = fitted
+    compiled, plain = codes(uc, frame, models["baseline"], True), codes(uc, frame, models["baseline"], False)
+    rows = frame[uc.model_inputs].iloc[:25]
+    batch = plain.frame_reasons(rows)
+    for i, values in enumerate(rows.to_dict(orient="records")):
+        one = compiled.reasons(values)
+        assert [r["feature"] for r in one] == [r["feature"] for r in batch[i]]
+        assert [r["effect"] for r in one] == pytest.approx([r["effect"] for r in batch[i]], abs=1e-6)
+
+
+def test_models_without_a_compiled_form_explain_through_predict_proba(fitted) -> None:
+    uc, frame, models = fitted
+    model = models["exponentiated_gradient"]
+    assert linear_scorer(model, uc.model_inputs) is None
+    explain = codes(uc, frame, model, False)
+    rows = frame[uc.model_inputs].iloc[:40]
+    batch = explain.frame_reasons(rows)
+    assert any(batch), "a mixture of logistic models still has inputs that raise some scores"
+    assert batch[7] == explain.reasons(rows.iloc[7].to_dict())
