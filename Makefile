@@ -73,6 +73,7 @@ bench: setup  ## benchmarks: ratios against their baselines, results under bench
 	$(BIN)/python bench/bench_batch_inference.py
 	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_serving.py
+	$(BIN)/python bench/bench_reasons.py
 
 clean:  ## delete everything Fairway made (FAIRWAY_HOME); keeps .venv
 	rm -rf $(FAIRWAY_HOME)

@@ -146,8 +146,21 @@ class ReasonCodes:
                 inputs[column].dtype
             )
             effects[:, j] = base - self.score_rows(swapped)
+        # the order of `_top`, for every row at once: effect descending, then the column name
+        by_name = np.argsort(np.argsort(self.columns))
+        order = np.lexsort((np.broadcast_to(by_name, effects.shape), -effects), axis=-1)[:, : self.top]
+        chosen = np.take_along_axis(effects, order, axis=1)
         values = inputs[self.columns].to_numpy(dtype=object)
-        return [_top(effects[i], self.columns, values[i], self.reference, self.top) for i in range(len(inputs))]
+        reasons: list[list[Reason]] = []
+        for i in range(len(inputs)):
+            row = []
+            for j, effect in zip(order[i], chosen[i], strict=True):
+                if effect > MIN_EFFECT:
+                    column = self.columns[j]
+                    row.append({"feature": column, "value": _plain(values[i, j]), "reference": self.reference[column],
+                                "effect": round(float(effect), 6)})  # fmt: skip
+            reasons.append(row)
+        return reasons
 
 
 def dumps(reasons: list[Reason]) -> str:
