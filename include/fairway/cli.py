@@ -169,6 +169,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _cmd_erase(args: argparse.Namespace) -> int:
+    from fairway.privacy import erase
+
+    result = erase(resolve(args.usecase), args.customer_id)
+    print(result["message"])
+    if result["erased"]:
+        print(json.dumps(result["removed"], indent=2))
+    print(f"receipt: {result['receipt']}")
+    return 0
+
+
+def _cmd_retention(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from fairway.privacy import enforce_retention
+
+    as_of = args.as_of or str(pd.Period(datetime.now(UTC).strftime("%Y-%m"), freq="M") - 1)
+    print(json.dumps(enforce_retention(resolve(args.usecase), as_of), indent=2))
+    return 0
+
+
 def _cmd_env(args: argparse.Namespace) -> int:
     uc = resolve(args.usecase)
     print(f"export FAIRWAY_HOME={paths().home}")
@@ -225,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")
+    erase = add(sub, "erase", _cmd_erase, "erase one person from every store of the use case (GDPR Art. 17)")
+    erase.add_argument("--customer-id", required=True, help="the person's id (entity key)")
+    add(sub, "retention", _cmd_retention, "delete records and data older than their retention period").add_argument(
+        "--as-of", help="YYYY-MM: enforce as of the end of this month (default: the last complete month)"
+    )
     return parser
 
 

@@ -175,12 +175,16 @@ def build_training_frame(
 
 
 def read_frame(summary: dict[str, Any]) -> pd.DataFrame:
-    """The stored frame; refuses a missing file or one whose content changed since it was built."""
+    """The stored frame; refuses a missing file or one whose content changed since it was built, except by the
+    removals that erasure and retention record in its ledger (fairway.privacy)."""
+    from fairway.privacy import frame_removals
+
     path = Path(summary["path"])
     if not path.is_file():
         raise RuntimeError(f"training frame {path} is missing (built on another machine, or FAIRWAY_HOME was reset)")
     frame = pd.read_parquet(path)
-    if fingerprint(frame) != summary["fingerprint"]:
+    now = fingerprint(frame)
+    if now != summary["fingerprint"] and frame_removals(path, summary["fingerprint"], now) is None:
         raise RuntimeError(f"training frame {path} changed since it was built (fingerprint mismatch)")
     return frame
 

@@ -105,14 +105,20 @@ def view_frames(uc: UseCase, validated: ValidatedMonth) -> dict[str, pd.DataFram
 
 
 def write_offline_partition(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
-    """Validate the month's raw data, then replace its partition of every view. Nothing is written on error."""
+    """Validate the month's raw data, then replace its partition of every view. Nothing is written on error.
+    Rows of people erased earlier (fairway.privacy receipts) are left out: a delivery cannot bring them back."""
+    from fairway.privacy import without_erased
+
     uc = resolve(usecase)
     month = month_str(month)
     validated = validate_month(uc, month)  # raises before anything is written
     rows: dict[str, int] = {}
     for view, frame in view_frames(uc, validated).items():
-        write_parquet_atomic(to_arrow(frame.reset_index(drop=True)), offline_partition(uc, view, month))
-        rows[view] = len(frame)
+        kept, erased = without_erased(uc, frame)
+        if erased:
+            log.warning("%s %s: %d row(s) of erased people left out", month, view, erased)
+        write_parquet_atomic(to_arrow(kept.reset_index(drop=True)), offline_partition(uc, view, month))
+        rows[view] = len(kept)
     log.info("offline partitions for %s written: %s", month, rows)
     return {"month": month, "rows": rows}
 
