@@ -425,13 +425,13 @@ def enforce_retention(usecase: UseCase | str | None, as_of_month: str) -> dict[s
     retention would shorten what training and point-in-time lookups can see, which is its purpose.
 
     Not touched: monitoring reports and model documentation (aggregates without subjects), the models, the
-    erasure receipts (no personal data, kept as evidence). Redis online keys expire through Feast's
-    `key_ttl_seconds` (see feature_store.production.yaml), not here.
+    erasure receipts (no personal data, kept as evidence). A Redis online store is not scanned here: give its
+    keys Feast's `key_ttl_seconds` (online_store block of feature_store.production.yaml) of the retention
+    period, so a key expires that long after its last write.
     """
     uc = resolve(usecase)
     as_of = month_str(as_of_month)
     home = paths()
-    key = uc.entity.join_key
     entity_cutoff = retention_cutoff(as_of, uc.entity.tags.retention_months)
     counts: dict[str, Any] = {"as_of": as_of, "cutoff": entity_cutoff.isoformat()}
 
@@ -483,7 +483,7 @@ def enforce_retention(usecase: UseCase | str | None, as_of_month: str) -> dict[s
 
     counts["online_rows"], more = _online_retention(uc, entity_cutoff)
     counts["warnings"] = warnings + more
-    log.info("retention as of %s (%s %s months): %s", as_of, key, uc.entity.tags.retention_months, counts)
+    log.info("retention as of %s (records: %s months): %s", as_of, uc.entity.tags.retention_months, counts)
     return counts
 
 
