@@ -212,6 +212,12 @@ Data catalogue of the features:
 
 {_table(["feature", "view", "type", "personal data", "protected", "proxy risk", "legal basis", "retention (months)", "justification", "services"], _catalogue_rows(uc))}
 
+Erasure and retention (GDPR Art. 17, Art. 5(1)(e)): an erasure request removes the person from the raw data, the
+feature store, the stored training frames, the prediction records and the decision log (`fairway erase`, DAG
+`erasure`; a receipt keeps only a keyed hash of the id). This model stays in use: it holds fitted parameters, not
+the person's record, and the next training run builds its frame without them. Records about people are deleted
+after {uc.entity.tags.retention_months} months (DAG `retention`).
+
 ## 3. Performance (Annex IV 3 and 4, Art. 15)
 On the holdout month {lineage["holdout_month"]} ({lineage["holdout_rows"]} customers): AUC {_fmt(metrics.auc)}, accuracy {_fmt(metrics.accuracy)},
 Brier score {_fmt(metrics.brier)}. {"No champion before this version." if metrics.champion_auc is None else f"Champion before this version, on the same holdout: AUC {_fmt(metrics.champion_auc)}."}

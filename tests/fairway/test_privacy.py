@@ -230,6 +230,13 @@ def test_the_models_and_monitoring_still_work_without_the_person(erased) -> None
         path.write_bytes(original)
 
 
+def test_the_model_documentation_says_why_the_model_stays(erased) -> None:
+    from fairway.documentation import model_documentation
+
+    text = Path(model_documentation(erased["uc"], erased["version"])["markdown"]).read_text()
+    assert "Erasure and retention" in text and "This model stays in use" in text and "after 84 months" in text
+
+
 def test_ingestion_leaves_an_erased_person_out(erased) -> None:
     """A later delivery that still holds the person (here: the month's raw file as it was before the erasure)
     does not bring them back into the offline store. Runs last: it puts the person back into a raw file."""
@@ -382,3 +389,26 @@ def test_retention_follows_the_shortest_period_of_what_a_file_holds(history, use
     assert counts["prediction_partitions"] == ["2024-01", "2024-02"]
     assert "2024-03/snapshot.parquet" in counts["raw_files"] and "2024-03/labels.parquet" not in counts["raw_files"]
     assert pq.ParquetFile(history["home"] / "data/raw/credit_risk/2024-03/labels.parquet").metadata.num_rows > 0
+
+
+# --- the command line ----------------------------------------------------------------------------------------
+
+
+def test_cli_erase_then_the_no_op_then_retention(small_store, usecase, capsys, monkeypatch) -> None:
+    from fairway.cli import main
+
+    monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
+    present = [set(read_month(usecase, m)[0]["customer_id"]) for m in MONTHS[:4]]
+    person = sorted(set.intersection(*present))[3]
+    assert main(["erase", "--customer-id", person]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("erased; receipt ") and '"raw_snapshot_rows": 4' in out and '"raw_label_rows": 3' in out
+    assert person not in out and pseudonym(person) not in out
+    assert main(["erase", "--customer-id", person]) == 0
+    assert "already erased" in capsys.readouterr().out
+    assert main(["erase", "--customer-id", " "]) == 1
+    assert "no customer id given" in capsys.readouterr().err
+    assert main(["retention", "--as-of", "2031-01"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["raw_files"] == ["2024-01/snapshot.parquet", "2024-01/labels.parquet"]
+    assert sorted(p.name for p in (small_store / "data/raw/credit_risk").iterdir()) == MONTHS[1:4]
