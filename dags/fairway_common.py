@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pendulum
@@ -16,11 +17,14 @@ MONTHLY = CronDataIntervalTimetable("@monthly", timezone="UTC")
 
 
 def usecase_param() -> Param:
+    """The use-case Param; its default is $FAIRWAY_USECASE when the DAG file is parsed, else credit_risk."""
     return Param(
-        "credit_risk",
+        os.environ.get("FAIRWAY_USECASE") or "credit_risk",
         type="string",
         title="Use case",
-        description="Name of the use-case config (include/fairway/usecases/<name>.yaml).",
+        description="Name of the use-case config: <name>.yaml in $FAIRWAY_USECASES_DIR, FAIRWAY_HOME/usecases "
+        "(written by `fairway usecase init`) or include/fairway/usecases. Default: $FAIRWAY_USECASE of the DAG "
+        "processor, else credit_risk.",
     )
 
 

@@ -1,6 +1,7 @@
 """The demo behind `make demo`: the lifecycle on embedded defaults (SQLite, DuckDB, local files).
 
-1. generate the seeded synthetic snapshots of the use case (its `synthetic:` settings),
+1. generate the seeded synthetic snapshots of the use case (its `synthetic:` settings); a use case without them
+   (`fairway usecase init`, bring your own dataset) uses the raw months it imported,
 2. apply the Feast repo and check the data catalogue,
 3. run the `feature_pipeline` DAG (a real Airflow DagRun via `dag.test()`) for the months up to --train-until,
 4. run `training` on those months and `fairness_gate`, approved by policy (FAIRWAY_APPROVAL_MODE=auto, recorded
@@ -153,7 +154,9 @@ def main() -> int:
     parser.add_argument("--customers", type=int, help="override the config's synthetic customers")
     parser.add_argument("--months", type=int, help="override the config's synthetic months")
     parser.add_argument(
-        "--train-until", type=int, default=6, help="train on labels known at the end of this month (1-based)"
+        "--train-until",
+        type=int,
+        help="train on labels known at the end of this month (1-based; default: min(6, months - 2), at least 3)",
     )
     args = parser.parse_args()
     # a failing task retries twice (the DAGs' policy); in the demo without Airflow's default 300 s wait
@@ -171,20 +174,30 @@ def main() -> int:
     from fairway.data import available_months, generate
     from fairway.features.catalogue import check
     from fairway.features.store import apply_repo, get_store, offline_row_counts
+    from fairway.onboarding import lifecycle
 
     uc = load_usecase(args.usecase)
     home = paths().home
     print(f"Fairway demo: use case '{uc.name}', FAIRWAY_HOME={home}")
 
     if uc.synthetic is None:
-        sys.exit(f"use case '{uc.name}' has no synthetic settings; import its data first")
-    s = uc.synthetic.model_copy(update={k: v for k, v in (("customers", args.customers), ("months", args.months)) if v})
-    _step(
-        f"generate {s.months} monthly snapshots of {s.customers:,} customers (seed {s.seed}, drift from month {s.drift_month})"
-    )
-    generate(
-        uc, s.customers, s.months, s.seed, s.drift_month, s.monthly_churn, progress=lambda line: print("   ", line)
-    )
+        imported = available_months(uc)
+        if not imported:
+            sys.exit(
+                f"use case '{uc.name}' has no synthetic settings and no imported data under {paths().raw / uc.name}: "
+                f"run `fairway usecase init --name {uc.name} --csv FILE --target COLUMN --protected COLUMN` first"
+            )
+        _step(f"use the {len(imported)} imported months {imported[0]}..{imported[-1]} (no synthetic settings)")
+    else:
+        s = uc.synthetic.model_copy(
+            update={k: v for k, v in (("customers", args.customers), ("months", args.months)) if v}
+        )
+        _step(
+            f"generate {s.months} monthly snapshots of {s.customers:,} customers (seed {s.seed}, drift from month {s.drift_month})"
+        )
+        generate(
+            uc, s.customers, s.months, s.seed, s.drift_month, s.monthly_churn, progress=lambda line: print("   ", line)
+        )
 
     _step("apply the Feast repo (feature_repo/) and check the data catalogue")
     print("   ", apply_repo(uc))
@@ -192,9 +205,12 @@ def main() -> int:
     print(report.table())
     print(f"    catalogue check passed: {len(report.model_inputs)} model inputs, protected attributes for audit only")
 
-    months = available_months(uc)
-    train_until = min(args.train_until, len(months))
-    history, later = months[:train_until], months[train_until:]
+    plan = lifecycle(available_months(uc), args.train_until)
+    for note in plan.notes:
+        print(f"    {note}")
+    if not plan.runnable:
+        sys.exit(f"use case '{uc.name}': the data cannot support the lifecycle (see above)")
+    history, later = plan.history, plan.scored
     _step(f"run feature_pipeline for the first {len(history)} months")
     for index, month in enumerate(history, start=1):
         seconds = run_dag("feature_pipeline", {"usecase": uc.name, "month": month})

@@ -192,6 +192,20 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_usecase_init(args: argparse.Namespace) -> int:
+    from fairway.onboarding import init_usecase
+
+    protected = [c.strip() for value in args.protected for c in value.split(",") if c.strip()]
+    result = init_usecase(
+        args.name, args.csv, args.target, protected, entity=args.entity, timestamp=args.timestamp,
+        positive=args.positive, legal_basis=args.legal_basis, protected_legal_basis=args.protected_legal_basis,
+        retention_months=args.retention_months, owner=args.owner, description=args.description,
+        start_month=args.start_month, sep=args.sep, force=args.force,
+    )  # fmt: skip
+    print(result.describe())
+    return 0
+
+
 def _cmd_env(args: argparse.Namespace) -> int:
     uc = resolve(args.usecase)
     print(f"export FAIRWAY_HOME={paths().home}")
@@ -247,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add(sub, "serve", _cmd_serve, "bentoml serve the packaged champion (OpenAPI page at /)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
+    usecases = sub.add_parser("usecase", help="use cases of your own data").add_subparsers(dest="action", required=True)
+    init = add(usecases, "init", _cmd_usecase_init, "a CSV as a use case with its raw monthly data (asks nothing)")
+    init.add_argument("--name", required=True, help="use-case name (lower-case identifier)")
+    init.add_argument("--csv", required=True, help="the CSV file (UTF-8, one header line)")
+    init.add_argument("--target", required=True, help="column with the binary outcome (any two values)")
+    init.add_argument("--protected", required=True, action="append", help="protected column(s): COL[,COL...]")
+    init.add_argument("--entity", help="id column (default: generated row_id R0000001... in file order)")
+    init.add_argument("--timestamp", help="ISO 8601 time column (default: rows spread over months in file order)")
+    init.add_argument("--positive", help="the target value that is the adverse outcome the model scores")
+    init.add_argument("--legal-basis", default="contract", help="GDPR Art. 6 basis of the data (default: contract)")
+    init.add_argument("--protected-legal-basis", default="legal_obligation", help="basis for the protected attributes")
+    init.add_argument("--retention-months", type=int, default=84, help="retention period (default: 84)")
+    init.add_argument("--owner", default="model-owner", help="owner of the use case")
+    init.add_argument("--description", help="intended purpose (default: a generated sentence to replace)")
+    init.add_argument("--start-month", default="2024-01", help="first month when there is no --timestamp")
+    init.add_argument("--sep", default=",", help="column separator (default: ,)")
+    init.add_argument("--force", action="store_true", help="replace an existing use case of this name and its raw data")
     add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")
     erase = add(sub, "erase", _cmd_erase, "erase one person from every store of the use case (GDPR Art. 17)")
     erase.add_argument("--customer-id", required=True, help="the person's id (entity key)")
