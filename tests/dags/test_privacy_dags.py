@@ -40,7 +40,18 @@ def _returned(run, task_id: str):
     return run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
 
 
-def test_the_erasure_dag_erases_once_and_returns_no_personal_data(bag, store_home) -> None:
+def _rendered_fields(run) -> str:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(select(RenderedTaskInstanceFields).where(
+            RenderedTaskInstanceFields.dag_id == run.dag_id, RenderedTaskInstanceFields.run_id == run.run_id)).all()
+        return json.dumps([r.rendered_fields for r in rows], default=str)
+
+
+def test_the_erasure_dag_erases_once_and_returns_no_personal_data(bag, store_home, capfd) -> None:
     uc = load_usecase("credit_risk")
     person = sorted(read_month(uc, "2024-03")[0]["customer_id"])[11]
     dag = bag.get_dag("erasure")
@@ -50,8 +61,14 @@ def test_the_erasure_dag_erases_once_and_returns_no_personal_data(bag, store_hom
     returned = _returned(run, "erase")
     assert returned["erased"] is True and returned["removed"]["raw_snapshot_rows"] == 3
     assert returned["removed"]["online_store"]["rows"] > 0
-    text = json.dumps(returned)
-    assert person not in text and pseudonym(person) not in text
+    rendered = _rendered_fields(run)
+    assert "op_kwargs" in rendered, "the rendered fields were recorded"
+    text = json.dumps(returned) + rendered
+    logged = capfd.readouterr()
+    assert "Returned value was" in logged.out + logged.err, "the task's log is captured here"
+    for where in (text, logged.out, logged.err):
+        assert person not in where and pseudonym(person) not in where
+    assert run.conf["customer_id"] == person  # the documented caveat: the run's conf keeps the id
     for month in ("2024-01", "2024-02", "2024-03"):
         assert person not in set(read_month(uc, month)[0]["customer_id"])
     receipts = list((store_home / "records/credit_risk/erasure").iterdir())
