@@ -383,7 +383,17 @@ def erase(usecase: UseCase | str | None, customer_id: str) -> dict[str, Any]:
     path = receipts_dir(uc) / f"{stamp}_{digest[:16]}.json"
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(receipt, indent=2)))
     log.info("erasure %s: removed %s; receipt %s", digest[:12], removed, path)
-    return {"erased": True, "message": f"erased; receipt {path.name}", "receipt": str(path), "removed": removed}
+    message = f"erased; receipt {path.name}"
+    if not _total(removed):
+        message = f"no data held for this id; receipt {path.name} (ingestion will leave the id out from now on)"
+    return {"erased": True, "message": message, "receipt": str(path), "removed": removed}
+
+
+def _total(counts: Any) -> int:
+    """The sum of every count in a nested dict of counts (labels such as the store's type are not counted)."""
+    if isinstance(counts, dict):
+        return sum(_total(value) for value in counts.values())
+    return counts if isinstance(counts, int) and not isinstance(counts, bool) else 0
 
 
 # --- retention ---------------------------------------------------------------------------------------------

@@ -406,6 +406,8 @@ def test_cli_erase_then_the_no_op_then_retention(small_store, usecase, capsys, m
     assert person not in out and pseudonym(person) not in out
     assert main(["erase", "--customer-id", person]) == 0
     assert "already erased" in capsys.readouterr().out
+    assert main(["erase", "--customer-id", "C9999999"]) == 0
+    assert capsys.readouterr().out.startswith("no data held for this id; receipt ")
     assert main(["erase", "--customer-id", " "]) == 1
     assert "no customer id given" in capsys.readouterr().err
     assert main(["retention", "--as-of", "2031-01"]) == 0
