@@ -216,7 +216,7 @@ def main() -> int:
         seconds = run_dag("feature_pipeline", {"usecase": uc.name, "month": month})
         print(f"    [{index:>2}/{len(history)}] {month}: success in {seconds:.1f} s", flush=True)
 
-    _step("rows per month in the offline store (customer_labels: outcomes delivered that month)")
+    _step(f"rows per month in the offline store ({uc.label_view}: outcomes delivered that month)")
     print(offline_row_counts(uc).to_string())
 
     window_end = history[-1]

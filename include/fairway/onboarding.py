@@ -238,6 +238,10 @@ class Lifecycle:
         return self.train_until >= MIN_TRAIN_MONTHS and len(self.scored) >= 1
 
 
+def _span(months: Sequence[str]) -> str:
+    return months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
+
+
 def lifecycle(months: Sequence[str], train_until: int | None = None) -> Lifecycle:
     """The demo's plan for these months: by default train until min(6, months - 2), at least month 3."""
     months = list(months)
@@ -260,8 +264,8 @@ def lifecycle(months: Sequence[str], train_until: int | None = None) -> Lifecycl
         scored = plan.scored
         notes.append(
             f"make demo trains on outcomes known at the end of {plan.history[-1]} (snapshots "
-            f"{plan.history[0]}..{plan.history[-2]}, the latest held out), then scores {len(scored)} month(s) "
-            f"{scored[0]}..{scored[-1]} and monitors their drift"
+            f"{_span(plan.history[:-1])}, the latest held out), then scores {len(scored)} month(s) "
+            f"{_span(scored)} and monitors their drift"
         )
         if len(scored) == 1:
             notes.append(
@@ -270,7 +274,7 @@ def lifecycle(months: Sequence[str], train_until: int | None = None) -> Lifecycl
             )
         else:
             notes.append(
-                f"decisions of {len(scored) - 1} month(s) ({scored[0]}..{scored[-2]}) meet their outcomes one month "
+                f"decisions of {len(scored) - 1} month(s) ({_span(scored[:-1])}) meet their outcomes one month "
                 "later (judged AUC and fairness); the last month's are never judged"
             )
     return plan
