@@ -55,9 +55,10 @@ Ids and months
   - without `entity`, every row is its own subject: `row_id` = "R" + its 1-based row number in the file, 7 digits
     (R0000001, R0000002, ...).
   - without `timestamp`, the rows are spread in file order over consecutive months from `start_month` (default
-    DEFAULT_START_MONTH): min(MAX_MONTHS, rows // MIN_ROWS_PER_MONTH) months, at least one, row i (0-based) of n
-    in month floor(i * months / n), so months differ by one row at most (1,000 rows: 10 months of 100). The event
-    time of a row is the first instant of its month (UTC).
+    DEFAULT_START_MONTH, 2024-01): min(MAX_MONTHS, rows // MIN_ROWS_PER_MONTH) months (12 and 150), at least one;
+    row i (0-based) of n goes to month floor(i * months / n), so months differ by one row at most (1,000 rows:
+    6 months of 166 or 167, enough to train on 3 and score 2; 1,800 rows or more: 12 months). The event time of a
+    row is the first instant of its month (UTC).
   - with `timestamp`, values must be ISO 8601 dates or date-times (YYYY-MM-DD[THH:MM[:SS]][offset]; without an
     offset, UTC); a row's month is its timestamp's month and the timestamp is its event time. The months from
     the first to the last must each hold rows (the pipeline runs month by month).
