@@ -72,15 +72,18 @@ def _paused(dag_ids: list[str]) -> dict[str, bool]:
 
 
 def _pause_and_forget(dag_ids: list[str]) -> None:
-    """Paused as `make demo` finds them (Airflow's test mode creates DAGs unpaused), with no asset event queued
-    for them by earlier test modules."""
-    from airflow.models.asset import AssetDagRunQueue
+    """Paused as `make demo` finds them (Airflow's test mode creates DAGs unpaused), and without the asset events
+    of earlier test modules: an asset-triggered run consumes every event of its assets since the DAG's previous
+    asset-triggered run, and earlier modules' events name their own use cases and months."""
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, DagScheduleAssetReference
     from airflow.utils.session import create_session
-    from sqlalchemy import delete
+    from sqlalchemy import delete, select
 
     local_runs.unpause(dag_ids, paused=True)
     with create_session() as session:
         session.execute(delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id.in_(dag_ids)))
+        assets = select(DagScheduleAssetReference.asset_id).where(DagScheduleAssetReference.dag_id.in_(dag_ids))
+        session.execute(delete(AssetEvent).where(AssetEvent.asset_id.in_(assets)))
 
 
 def _run(dag_id: str, conf: dict) -> None:
@@ -103,16 +106,16 @@ def own(tmp_path_factory, airflow_db) -> dict:
         plan = lifecycle(available_months(uc))
         _run("feature_pipeline", {"usecase": NAME, "month": plan.history[0]})  # also writes every DAG to the DB
         before = _paused(ASSET_SCHEDULED)
-        _pause_and_forget(ASSET_SCHEDULED)
-        for month in plan.history[1:]:
-            _run("feature_pipeline", {"usecase": NAME, "month": month})
-        _run("training", {"usecase": NAME, "window_end": plan.history[-1], "window_months": 6,
-                          "candidates": CANDIDATES})  # fmt: skip
-        _run("fairness_gate", {"usecase": NAME, "version": None})
-        first_champion = registry.version_by_alias(uc, registry.CHAMPION)
-        local_runs.unpause(ASSET_SCHEDULED)
-        triggered: dict[str, list[tuple[str, str]]] = {}
         try:
+            _pause_and_forget(ASSET_SCHEDULED)
+            for month in plan.history[1:]:
+                _run("feature_pipeline", {"usecase": NAME, "month": month})
+            _run("training", {"usecase": NAME, "window_end": plan.history[-1], "window_months": 6,
+                              "candidates": CANDIDATES})  # fmt: skip
+            _run("fairness_gate", {"usecase": NAME, "version": None})
+            first_champion = registry.version_by_alias(uc, registry.CHAMPION)
+            local_runs.unpause(ASSET_SCHEDULED)
+            triggered: dict[str, list[tuple[str, str]]] = {}
             for month in plan.scored:
                 _run("feature_pipeline", {"usecase": NAME, "month": month})
                 _run("batch_inference", {"usecase": NAME, "month": month})
