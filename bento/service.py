@@ -181,7 +181,7 @@ class RequestGuard:
         return await self.app(scope, replay, send_with_reason)
 
 
-@bentoml.service(name="fairway_credit_risk", traffic={"timeout": 10})
+@bentoml.service(name=f"fairway_{META['usecase']}", traffic={"timeout": 10})
 class FairwayModel:
     """Scores customers and applicants with the champion model; one instance per worker."""
 

@@ -53,9 +53,10 @@ def run_month(params: dict[str, Any], data_interval_start: Any) -> str:
 
 
 def triggered_by(triggering_asset_events: Any) -> dict[str, Any]:
-    """What the asset events that triggered the run carry (`extra`, later events win); empty for manual runs."""
+    """What the asset events that triggered the run carry (`extra`; of several events, the latest by timestamp
+    wins: Airflow hands them over in no particular order); empty for manual runs."""
+    events = [event for batch in (triggering_asset_events or {}).values() for event in batch]
     carried: dict[str, Any] = {}
-    for events in (triggering_asset_events or {}).values():
-        for event in events:
-            carried.update(event.extra or {})
+    for event in sorted(events, key=lambda e: e.timestamp):
+        carried.update(event.extra or {})
     return carried

@@ -18,6 +18,7 @@ Scheduled on `fairway_predictions` (the use case and month come with the event),
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.sdk import dag, task
@@ -44,6 +45,14 @@ def monitoring() -> None:
     def target(params: dict[str, Any], triggering_asset_events: Any = None) -> dict[str, str]:
         event = triggered_by(triggering_asset_events)
         month = event.get("month") or params["month"]
+        carried = sorted({str(e.extra["month"]) for batch in (triggering_asset_events or {}).values()
+                          for e in batch if (e.extra or {}).get("month")})  # fmt: skip
+        if len(carried) > 1:
+            # the scheduler hands over every event queued since the last run: only the latest month is monitored
+            logging.getLogger(__name__).warning(
+                "events for %s arrived together; monitoring %s: trigger monitoring with Month for %s",
+                carried, month, [m for m in carried if m != month],
+            )  # fmt: skip
         if not month:
             raise ValueError("no month to monitor: give one in the form (YYYY-MM)")
         return {"usecase": event.get("usecase") or params["usecase"], "month": month}
