@@ -249,7 +249,8 @@ def main() -> int:
 
     print_monitoring(uc)
     print(f"\nDone. Data, Feast registry and online store, Airflow DB: {home}")
-    print("Serve the champion: make serve PORT=3000, then http://localhost:3000/ (OpenAPI) and POST /predict")
+    make_serve = "make serve PORT=3000" + ("" if uc.name == "credit_risk" else f" USECASE={uc.name}")
+    print(f"Serve the champion: {make_serve}, then http://localhost:3000/ (OpenAPI) and POST /predict")
     print(
         f"Feast CLI:   export FAIRWAY_HOME={home} FAIRWAY_USECASE={uc.name}; feast -c feature_repo feature-views list"
     )
