@@ -6,7 +6,8 @@ its own; library imports happen before the clock starts), repeated:
 
 - **Fairway**: `fairway.inference.score_month`: the month's customers, point-in-time features as of the month's
   end through Feast (DuckDB offline store), the model's predict, decisions, pseudonymised subject keys, input
-  fingerprints, the atomic write of the month's prediction records.
+  fingerprints, reason codes (one more predict per model input), the atomic write of the month's prediction
+  records.
 - **floor**: pandas reads the view's partitions, `merge_asof` as of the month's end, the same model's predict,
   `DataFrame.to_parquet` of customer id, score and decision. No pseudonymisation, fingerprints or atomic write.
 
@@ -41,6 +42,7 @@ def prepare(home: Path, customers: int) -> dict[str, str]:
     from fairway import registry
     from fairway.config import load_usecase
     from fairway.data import available_months, generate
+    from fairway.explanations import reference_point
     from fairway.features.store import apply_repo, write_offline_partition
     from fairway.training import build_training_frame, fit_candidate, load_frame
 
@@ -56,6 +58,8 @@ def prepare(home: Path, customers: int) -> dict[str, str]:
     with mlflow.start_run(experiment_id=registry.experiment_id(uc, "bench")):
         info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle",
                                         pip_requirements=registry.PIP_REQUIREMENTS)  # fmt: skip
+        # the reference applicant of the reason codes, as training logs it
+        mlflow.log_dict(reference_point(train, uc.model_inputs), "evaluation/reference.json")
     version = mlflow.register_model(info.model_uri, uc.model_name)
     return {"model": uc.model_name, "version": str(version.version), "run_id": str(version.run_id),
             "month": months[-1]}  # fmt: skip
