@@ -84,7 +84,7 @@ def main() -> int:
 
         def batch_with_reasons(model=model, codes=codes):  # noqa: ANN001, ANN202
             scores = predict_scores(model, batch)
-            return [explanations.dumps(r) for r in codes.frame_reasons(batch, scores)]
+            return codes.frame_reasons_json(batch, scores)
 
         batch_explained = _best(batch_with_reasons, repeats=2)
         results.append({

@@ -85,7 +85,7 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
     codes = explanations.ReasonCodes(
         uc.model_inputs, load_reference(pinned["run_id"]), lambda rows: predict_scores(model, rows)
     )
-    reasons = [explanations.dumps(r) for r in codes.frame_reasons(inputs, scores)]
+    reasons = codes.frame_reasons_json(inputs, scores)
     threshold = uc.gate.decision_threshold
     start, end = month_bounds(month)
     records = pd.DataFrame({

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fairway.data import generate, read_month
-from fairway.explanations import ReasonCodes, permutation_importance, reference_point
+from fairway.explanations import ReasonCodes, dumps, permutation_importance, reference_point
 from fairway.serving import linear_scorer
 from fairway.training import fit_candidate, predict_scores
 
@@ -94,3 +94,28 @@ def test_models_without_a_compiled_form_explain_through_predict_proba(fitted) ->
     batch = explain.frame_reasons(rows)
     assert any(batch), "a mixture of logistic models still has inputs that raise some scores"
     assert batch[7] == explain.reasons(rows.iloc[7].to_dict())
+
+
+@pytest.mark.parametrize("name", ["baseline", "exponentiated_gradient"])
+def test_the_records_json_is_the_json_of_the_reasons(fitted, name) -> None:
+    uc, frame, models = fitted
+    explain = codes(uc, frame, models[name], False)
+    rows = frame[uc.model_inputs].iloc[:500]
+    assert explain.frame_reasons_json(rows) == [dumps(r) for r in explain.frame_reasons(rows)]
+
+
+def test_the_records_json_encodes_every_kind_of_value_as_json_does() -> None:
+    inputs = pd.DataFrame({
+        "x": [1e16, 1e-05, 36.0, -2.5, 0.1], "n": [3, -1, 0, 7, 12],
+        "c": ['say "hi"', "naïve", "a\\b", "plain", "x"], "b": [True, False, True, False, True],
+    })  # fmt: skip
+    reference = {"x": 0.0, "n": 0, "c": "plain", "b": False}
+
+    def score(rows: pd.DataFrame) -> np.ndarray:  # every input raises the score when it leaves the reference
+        moved = (rows["x"] != 0).astype(float) + (rows["n"] != 0) + (rows["c"] != "plain") + rows["b"].astype(float)
+        return 1 / (1 + np.exp(-moved.to_numpy(dtype=float) / 3))
+
+    explain = ReasonCodes(["x", "n", "c", "b"], reference, score, top=4)
+    expected = [dumps(r) for r in explain.frame_reasons(inputs)]
+    assert explain.frame_reasons_json(inputs) == expected
+    assert '"value":"say \\"hi\\""' in expected[0] and '"value":1e+16' in expected[0]
