@@ -281,17 +281,22 @@ def generate(
     return written
 
 
+def empty_labels(uc: UseCase) -> pd.DataFrame:
+    """The labels file of a first month: no outcomes delivered yet, the columns and types of every other month."""
+    key, ts, label, available = uc.entity.join_key, uc.event_timestamp, uc.label.feature, uc.label.available_timestamp
+    return pd.DataFrame(
+        {key: pd.Series(dtype="object"), ts: pd.Series(dtype=TIMESTAMP_DTYPE),
+         available: pd.Series(dtype=TIMESTAMP_DTYPE), label: pd.Series(dtype="int64")}
+    )  # fmt: skip
+
+
 def _labels_for(uc: UseCase, previous: pd.DataFrame | None, rng: np.random.Generator, month: str) -> pd.DataFrame:
     """Labels delivered in `month`: the outcomes of the previous month's snapshot."""
-    key, ts, label, available = uc.entity.join_key, uc.event_timestamp, uc.label.feature, uc.label.available_timestamp
     if previous is None:
-        return pd.DataFrame(
-            {key: pd.Series(dtype="object"), ts: pd.Series(dtype=TIMESTAMP_DTYPE),
-             available: pd.Series(dtype=TIMESTAMP_DTYPE), label: pd.Series(dtype="int64")}
-        )  # fmt: skip
+        return empty_labels(uc)
     frame = previous.copy()
-    frame[available] = _random_times(rng, month, len(frame))
-    return frame[[key, ts, available, label]]
+    frame[uc.label.available_timestamp] = _random_times(rng, month, len(frame))
+    return frame[[uc.entity.join_key, uc.event_timestamp, uc.label.available_timestamp, uc.label.feature]]
 
 
 # --- reading and validating a month -------------------------------------------------------------

@@ -70,8 +70,8 @@ Ids and months
 The config
   - views `<name>_inputs` (online, TTL 95 days), `<name>_protected` (offline, TTL 400 days), `<name>_outcomes`
     (the label); services `<name>_model_v1`, `fairness_audit_v1`, `<name>_labels_v1`; gate and drift settings as
-    credit_risk's (GATE, DRIFT) with `approval_mode: human`; no `synthetic:` section; catalogue tags on every
-    field and the entity: personal_data true, `legal_basis` (protected attributes: `protected_legal_basis`),
+    the built-in credit_risk's (TEMPLATE_USECASE) with `approval_mode: human`; no `synthetic:` section; catalogue
+    tags on every field and the entity: personal_data true, `legal_basis` (protected attributes: `protected_legal_basis`),
     `retention_months`. The config is validated with config.parse_usecase and every imported month with
     data.validate_month before the YAML file is written.
   - the name must be a lower-case identifier that no built-in use case and no file in $FAIRWAY_USECASES_DIR
@@ -94,17 +94,27 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from fairway.config import BUILTIN_USECASES_DIR, ConfigError, Paths, UseCase, parse_usecase, paths
+from fairway.config import (
+    BUILTIN_USECASES_DIR,
+    CatalogueTags,
+    ConfigError,
+    Paths,
+    UseCase,
+    load_usecase,
+    parse_usecase,
+    paths,
+)
 from fairway.data import (
     LABELS_FILE,
     SNAPSHOT_FILE,
     TIMESTAMP_DTYPE,
+    empty_labels,
     month_bounds,
     months_between,
     to_arrow,
@@ -113,6 +123,7 @@ from fairway.data import (
     write_parquet_atomic,
 )
 from fairway.data import months as consecutive_months
+from fairway.records import PREDICTION_COLUMNS
 
 DEFAULT_START_MONTH = "2024-01"
 MIN_ROWS_PER_MONTH = 150
@@ -128,21 +139,10 @@ EVENT_TIMESTAMP = "snapshot_ts"
 LABEL_TIMESTAMP = "label_ts"
 # Fairway's own column names: Feast's entity timestamp, the prediction records (monitoring joins protected
 # attributes onto them), the training frame's month column
-RESERVED = frozenset({
-    EVENT_TIMESTAMP, LABEL_TIMESTAMP, "event_timestamp", "created_timestamp", "subject", "score", "decision",
-    "threshold", "model_name", "model_version", "feature_service", "interval_start", "interval_end",
-    "features_as_of", "input_fingerprint", "run_id",
-})  # fmt: skip
-GATE: dict[str, Any] = {
-    "disparate_impact_min": 0.8, "disparate_impact_max": 1.25, "statistical_parity_max_abs": 0.1,
-    "equal_opportunity_max_abs": 0.1, "auc_min": 0.65, "max_auc_drop_vs_champion": 0.02, "approval_mode": "human",
-    "decision_threshold": 0.5,
-}  # fmt: skip
-DRIFT: dict[str, Any] = {
-    "share_of_drifted_columns_max": 0.3, "sample_rows": 50000, "fairness_retrain_on_breach": True,
-    "retrain_cooldown_months": 2,
-}  # fmt: skip
-LEGAL_BASES = ("consent", "contract", "legal_obligation", "vital_interest", "public_task", "legitimate_interest")
+RESERVED = frozenset({EVENT_TIMESTAMP, LABEL_TIMESTAMP, "event_timestamp", "created_timestamp", *PREDICTION_COLUMNS})
+# the gate and drift settings of an imported use case: the built-in credit_risk's (approval by a person)
+TEMPLATE_USECASE = BUILTIN_USECASES_DIR / "credit_risk.yaml"
+LEGAL_BASES = tuple(b for b in get_args(CatalogueTags.model_fields["legal_basis"].annotation) if b != "none")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _INT = r"[+-]?\d+"
@@ -657,6 +657,7 @@ def init_usecase(
     assert target_col is not None and month_of_row is not None and event_time is not None
 
     # the config
+    template = load_usecase(str(TEMPLATE_USECASE))
     label = feature_name(target_col)
     protected_set = set(protected_cols)
     tags = {"personal_data": True, "legal_basis": legal_basis, "retention_months": retention_months}
@@ -773,8 +774,8 @@ def init_usecase(
             },
         ],  # fmt: skip
         "protected_attributes": protected_attributes,
-        "gate": dict(GATE),
-        "drift": dict(DRIFT),
+        "gate": {**template.gate.model_dump(), "approval_mode": "human"},
+        "drift": template.drift.model_dump(),
         "materialize_overlap_days": 7,
     }
     try:
@@ -801,8 +802,7 @@ def init_usecase(
     for month in month_names:
         rows = data[data["_month"] == month]
         if previous is None:
-            labels = pd.DataFrame({key: pd.Series(dtype="object"), EVENT_TIMESTAMP: pd.Series(dtype=TIMESTAMP_DTYPE),
-                                   LABEL_TIMESTAMP: pd.Series(dtype=TIMESTAMP_DTYPE), label: pd.Series(dtype="int64")})  # fmt: skip
+            labels = empty_labels(uc)
         else:
             labels = previous.assign(**{LABEL_TIMESTAMP: month_bounds(month)[0]})
             labels[LABEL_TIMESTAMP] = labels[LABEL_TIMESTAMP].astype(TIMESTAMP_DTYPE)
