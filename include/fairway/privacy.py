@@ -97,9 +97,10 @@ def erased_hashes(uc: UseCase) -> set[str]:
     return {str(receipt["erasure_hash"]) for _, receipt in receipts(uc)}
 
 
-def without_erased(uc: UseCase, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """`frame` without the rows of erased people (by their erasure hash), and how many rows that dropped."""
-    hashes = erased_hashes(uc)
+def without_erased(uc: UseCase, frame: pd.DataFrame, hashes: set[str] | None = None) -> tuple[pd.DataFrame, int]:
+    """`frame` without the rows of erased people (by their erasure hash), and how many rows that dropped.
+    `hashes`: `erased_hashes(uc)` when the caller filters several frames (the receipts are read once)."""
+    hashes = erased_hashes(uc) if hashes is None else hashes
     key = uc.entity.join_key
     if not hashes or frame.empty or key not in frame:
         return frame, 0
@@ -245,7 +246,9 @@ def _erase_online(uc: UseCase, customer_id: str) -> tuple[dict[str, Any], list[s
         key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
             tables = _sqlite_tables_with(conn, "entity_key")  # every view's table (this file holds one project)
-        removed, warnings = _sqlite_delete(path, [(f"DELETE FROM {_quote(t)} WHERE entity_key = ?", (key,)) for t in tables])
+        removed, warnings = _sqlite_delete(
+            path, [(f"DELETE FROM {_quote(t)} WHERE entity_key = ?", (key,)) for t in tables]
+        )
         return {"store": "sqlite", "rows": removed}, warnings
     if isinstance(config.online_store, RedisOnlineStoreConfig):
         client = RedisOnlineStore()._get_client(config.online_store)
@@ -417,7 +420,9 @@ def _retention(uc: UseCase, features: Iterable[str]) -> int:
     a file cannot be kept longer than any column in it may be."""
     periods = [uc.entity.tags.retention_months]
     known = {f.name for f in uc.features}
-    periods += [uc.feature(f).tags.retention_months for f in features if f in known and uc.feature(f).tags.personal_data]
+    periods += [
+        uc.feature(f).tags.retention_months for f in features if f in known and uc.feature(f).tags.personal_data
+    ]
     return min(periods)
 
 
@@ -489,7 +494,9 @@ def enforce_retention(usecase: UseCase | str | None, as_of_month: str) -> dict[s
         return pc.fill_null(pc.less_equal(pc.cast(table[MONTH_COLUMN], pa.string()), last_expired), False)
 
     at = _now()
-    counts["training_frame_rows"] = sum(_drop_frame_rows(f, expired_rows, "retention", at) for f in _training_frames(uc))
+    counts["training_frame_rows"] = sum(
+        _drop_frame_rows(f, expired_rows, "retention", at) for f in _training_frames(uc)
+    )
 
     counts["online_rows"], more = _online_retention(uc, entity_cutoff)
     counts["warnings"] = warnings + more

@@ -107,14 +107,15 @@ def view_frames(uc: UseCase, validated: ValidatedMonth) -> dict[str, pd.DataFram
 def write_offline_partition(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     """Validate the month's raw data, then replace its partition of every view. Nothing is written on error.
     Rows of people erased earlier (fairway.privacy receipts) are left out: a delivery cannot bring them back."""
-    from fairway.privacy import without_erased
+    from fairway.privacy import erased_hashes, without_erased
 
     uc = resolve(usecase)
     month = month_str(month)
     validated = validate_month(uc, month)  # raises before anything is written
     rows: dict[str, int] = {}
+    hashes = erased_hashes(uc)
     for view, frame in view_frames(uc, validated).items():
-        kept, erased = without_erased(uc, frame)
+        kept, erased = without_erased(uc, frame, hashes)
         if erased:
             log.warning("%s %s: %d row(s) of erased people left out", month, view, erased)
         write_parquet_atomic(to_arrow(kept.reset_index(drop=True)), offline_partition(uc, view, month))
