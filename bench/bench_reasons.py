@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -76,7 +78,7 @@ def main() -> int:
         def score_one(values, fast=fast, score_rows=score_rows):  # noqa: ANN001, ANN202
             if fast is not None:
                 return fast(values)
-            return float(score_rows(__import__("pandas").DataFrame([values], columns=uc.model_inputs))[0])
+            return float(score_rows(pd.DataFrame([values], columns=uc.model_inputs))[0])
 
         plain = _best(lambda: [score_one(v) for v in one_by_one])  # noqa: B023
         explained = _best(lambda: [codes.reasons(v, score_one(v)) for v in one_by_one])  # noqa: B023

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fairway.config import resolve
-from fairway.explanations import ReasonCodes
+from fairway.explanations import ReasonCodes, dumps
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,6 @@ class OnlineScorer:
         features_event_time: datetime | None = None,
     ) -> dict[str, Any]:
         """Score, decide and record; raises DecisionNotRecorded when the record cannot be committed."""
-        from fairway.explanations import dumps
         from fairway.records import input_fingerprint
 
         score = self.score(values)
