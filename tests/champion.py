@@ -42,13 +42,28 @@ def feature_store(uc: Any, customers: int, months: int, seed: int, drift_month: 
     return written
 
 
+def pin_home(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """Point Fairway at `home`: its FAIRWAY_HOME, its MLflow registry, a test pseudonymisation key, the decision
+    log under it."""
+    mp.setenv("FAIRWAY_HOME", str(home))
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
+    mp.delenv("FAIRWAY_DECISION_LOG_URL", raising=False)
+
+
+def dag_bag() -> Any:
+    """The DAGs as Airflow's dag processor and task runner load them (the dags folder on sys.path)."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    from tests.conftest import DAGS
+
+    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
+
+
 @contextlib.contextmanager
 def isolated_home(tmp_path_factory: Any, name: str) -> Iterator[Path]:
-    """A module's own FAIRWAY_HOME with its MLflow registry and a test pseudonymisation key, undone afterwards."""
+    """A module's own FAIRWAY_HOME (see pin_home), undone afterwards."""
     home = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAIRWAY_HOME", str(home))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
-        mp.delenv("FAIRWAY_DECISION_LOG_URL", raising=False)
+        pin_home(mp, home)
         yield home

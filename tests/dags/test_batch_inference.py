@@ -18,7 +18,7 @@ from fairway.data import available_months, generate, read_month
 from fairway.features.store import apply_repo, write_offline_partition
 from fairway.inference import ScoringError, pin_champion, score_month
 from fairway.records import prediction_partition, pseudonymise
-from tests.champion import isolated_home, make_champion
+from tests.champion import dag_bag, isolated_home, make_champion, pin_home
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +36,8 @@ def scoring_home(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def scoring(scoring_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db):
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    from tests.conftest import DAGS
-
-    monkeypatch.setenv("FAIRWAY_HOME", str(scoring_home))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{scoring_home / 'mlflow.db'}")
-    monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
-    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS).get_dag("batch_inference")
+    pin_home(monkeypatch, scoring_home)
+    return dag_bag().get_dag("batch_inference")
 
 
 def _run(dag, month: str, day: int = 1):
@@ -114,9 +108,7 @@ def test_a_crash_between_write_and_rename_leaves_no_partial_file(scoring, scorin
     assert list(target.parent.iterdir()) == [p for p in target.parent.iterdir() if p.suffix == ".parquet"], (
         "no temporary file left"
     )
-    monkeypatch.setenv("FAIRWAY_HOME", str(scoring_home))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{scoring_home / 'mlflow.db'}")
-    monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
+    pin_home(monkeypatch, scoring_home)
     score_month(uc, "2024-03", pinned, "run-b")
     reference = _digest(target)
     score_month(uc, "2024-03", pinned, "run-b")

@@ -10,15 +10,12 @@ import pytest
 
 from fairway.data import SNAPSHOT_FILE, read_month
 from fairway.features.store import get_store
+from tests.champion import dag_bag
 
 
 @pytest.fixture(scope="module")
 def dag(airflow_db):
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    from tests.conftest import DAGS
-
-    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS).get_dag("feature_pipeline")
+    return dag_bag().get_dag("feature_pipeline")
 
 
 def _run(dag, month: str | None = None, logical_date=None):

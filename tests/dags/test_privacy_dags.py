@@ -13,7 +13,7 @@ import pytest
 from fairway.config import load_usecase
 from fairway.data import read_month
 from fairway.records import pseudonym
-from tests.champion import feature_store, isolated_home
+from tests.champion import dag_bag, feature_store, isolated_home, pin_home
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +26,8 @@ def store_home(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def bag(store_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db):
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    from tests.conftest import DAGS
-
-    monkeypatch.setenv("FAIRWAY_HOME", str(store_home))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_home / 'mlflow.db'}")
-    monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
-    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
+    pin_home(monkeypatch, store_home)
+    return dag_bag()
 
 
 def _returned(run, task_id: str):
@@ -46,8 +40,11 @@ def _rendered_fields(run) -> str:
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.scalars(select(RenderedTaskInstanceFields).where(
-            RenderedTaskInstanceFields.dag_id == run.dag_id, RenderedTaskInstanceFields.run_id == run.run_id)).all()
+        rows = session.scalars(
+            select(RenderedTaskInstanceFields).where(
+                RenderedTaskInstanceFields.dag_id == run.dag_id, RenderedTaskInstanceFields.run_id == run.run_id
+            )
+        ).all()
         return json.dumps([r.rendered_fields for r in rows], default=str)
 
 
