@@ -97,14 +97,19 @@ def plot_importance(table: pd.DataFrame, path: Path, title: str) -> Path:
     return path
 
 
+def _reason(column: str, value: Any, reference: dict[str, Any], effect: float) -> Reason:
+    return {
+        "feature": column,
+        "value": _plain(value),
+        "reference": reference[column],
+        "effect": round(float(effect), 6),
+    }
+
+
 def _top(effects: np.ndarray, columns: Sequence[str], values: Sequence[Any], reference: dict[str, Any],
          top: int) -> list[Reason]:  # fmt: skip
     order = sorted(range(len(columns)), key=lambda i: (-effects[i], columns[i]))
-    return [
-        {"feature": columns[i], "value": _plain(values[i]), "reference": reference[columns[i]],
-         "effect": round(float(effects[i]), 6)}
-        for i in order[:top] if effects[i] > MIN_EFFECT
-    ]  # fmt: skip
+    return [_reason(columns[i], values[i], reference, effects[i]) for i in order[:top] if effects[i] > MIN_EFFECT]
 
 
 class ReasonCodes:
@@ -155,16 +160,11 @@ class ReasonCodes:
         """Reasons of every row (as `reasons` gives them one by one)."""
         order, chosen = self._frame_top(inputs, scores)
         values = inputs[self.columns].to_numpy(dtype=object)
-        reasons: list[list[Reason]] = []
-        for i in range(len(inputs)):
-            row = []
-            for j, effect in zip(order[i], chosen[i], strict=True):
-                if effect > MIN_EFFECT:
-                    column = self.columns[j]
-                    row.append({"feature": column, "value": _plain(values[i, j]), "reference": self.reference[column],
-                                "effect": round(float(effect), 6)})  # fmt: skip
-            reasons.append(row)
-        return reasons
+        return [
+            [_reason(self.columns[j], values[i, j], self.reference, e) for j, e in zip(order[i], chosen[i], strict=True)
+             if e > MIN_EFFECT]
+            for i in range(len(inputs))
+        ]  # fmt: skip
 
     def frame_reasons_json(self, inputs: pd.DataFrame, scores: np.ndarray | None = None) -> list[str]:
         """`dumps` of every row's reasons, the same strings as from `frame_reasons`, assembled column-wise: what
