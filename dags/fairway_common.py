@@ -52,11 +52,16 @@ def run_month(params: dict[str, Any], data_interval_start: Any) -> str:
     return params.get("month") or data_interval_start.strftime("%Y-%m")
 
 
-def triggered_by(triggering_asset_events: Any) -> dict[str, Any]:
-    """What the asset events that triggered the run carry (`extra`; of several events, the latest by timestamp
-    wins: Airflow hands them over in no particular order); empty for manual runs."""
+def asset_events(triggering_asset_events: Any) -> list[Any]:
+    """The asset events that triggered the run, oldest first (Airflow hands them over in no particular order)."""
     events = [event for batch in (triggering_asset_events or {}).values() for event in batch]
+    return sorted(events, key=lambda e: e.timestamp)
+
+
+def triggered_by(triggering_asset_events: Any) -> dict[str, Any]:
+    """What the asset events that triggered the run carry (`extra`; of several events, the latest wins); empty
+    for manual runs."""
     carried: dict[str, Any] = {}
-    for event in sorted(events, key=lambda e: e.timestamp):
+    for event in asset_events(triggering_asset_events):
         carried.update(event.extra or {})
     return carried

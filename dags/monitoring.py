@@ -23,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import dag, task
 from fairway_assets import PREDICTIONS, RETRAINING_REQUEST
-from fairway_common import DEFAULT_ARGS, START_DATE, month_param, triggered_by, usecase_param
+from fairway_common import DEFAULT_ARGS, START_DATE, asset_events, month_param, triggered_by, usecase_param
 
 
 @dag(
@@ -45,8 +45,8 @@ def monitoring() -> None:
     def target(params: dict[str, Any], triggering_asset_events: Any = None) -> dict[str, str]:
         event = triggered_by(triggering_asset_events)
         month = event.get("month") or params["month"]
-        carried = sorted({str(e.extra["month"]) for batch in (triggering_asset_events or {}).values()
-                          for e in batch if (e.extra or {}).get("month")})  # fmt: skip
+        carried = sorted({str(e.extra["month"]) for e in asset_events(triggering_asset_events)
+                          if (e.extra or {}).get("month")})  # fmt: skip
         if len(carried) > 1:
             # the scheduler hands over every event queued since the last run: only the latest month is monitored
             logging.getLogger(__name__).warning(
