@@ -9,6 +9,10 @@ metadata: requests are validated strictly against it, and protected attributes a
 - POST /predict_features  {"applicant": {...model inputs...}}: explicit inputs (new applicants, what-if)
 - GET  /model             name, version, approval record, gate decision, fairness metrics, documentation
 
+Only the promotion ledger's serving champion answers (fairway.serving.ChampionWatch): the packaged model files
+must hash to the ledger's record, and a stop (model_control, `fairway stop`) answers every /predict* and /readyz
+with 503 and the reason within seconds, without a restart.
+
 Every decision answers with its reason codes: the (up to) three model inputs that raise the score most compared
 with the version's reference applicant (fairway.explanations).
 - BentoML's own /livez, /readyz, /metrics (Prometheus, with `fairway_decisions_total` by endpoint and outcome)
@@ -24,6 +28,7 @@ import json
 import os
 import uuid
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Literal
 
 import bentoml
@@ -85,11 +90,25 @@ class Decision(BaseModel):
     )
 
 
+_WATCH: list[Any] = []  # this worker's fairway.serving.ChampionWatch, made on the first request
+
+
+def refusal() -> str | None:
+    """Why this worker must not decide now: the version is stopped, no longer the promotion ledger's champion,
+    or its files are not the approved ones (checked at the first request, then every few seconds)."""
+    if not _WATCH:
+        from fairway.serving import ChampionWatch
+
+        _WATCH.append(ChampionWatch(META["usecase"], META["mlflow_version"], Path(_STORED.path_of("mlflow_model"))))
+    return _WATCH[0].refusal()
+
+
 def model_info() -> dict[str, Any]:
     """What GET /model answers: which model, who approved it, the gate's decision and numbers."""
     keys = ("mlflow_model_name", "mlflow_version", "mlflow_run_id", "usecase", "approval", "gate_decision",
             "gate_summary", "gate_report_sha256", "fairness", "documentation", "decision_threshold")  # fmt: skip
-    return {key: META[key] for key in keys if key in META}
+    refused = refusal()
+    return {**{key: META[key] for key in keys if key in META}, "serving": refused is None, "refused": refused}
 
 
 def _unknown_fields(body: bytes, allowed: set[str]) -> str | None:
@@ -130,6 +149,10 @@ class RequestGuard:
             given = dict(scope["headers"]).get(b"x-api-key", b"")
             if not hmac.compare_digest(given, API_KEY.encode()):
                 return await _respond(send, 401, {"error": "missing or wrong X-API-Key"})
+        if path in FIELDS or path == "/readyz":
+            refused = refusal()
+            if refused:
+                return await _respond(send, 503, {"error": refused})
         if path == "/model":
             if method != "GET":
                 return await _respond(send, 405, {"error": "use GET /model"})

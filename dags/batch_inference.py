@@ -1,13 +1,15 @@
 """
 ### batch_inference — monthly scoring of the month's customers with the champion
 
-1. **pin_champion** — resolves the `champion` alias once; the whole run scores with that version, even if
-   the alias moves meanwhile.
+1. **pin_champion** — the promotion ledger's champion, checked: the ledger's chain and signatures verify, the
+   version is not stopped, the MLflow `champion` alias mirrors it and its gate report is the one approved; the
+   whole run scores with that version, even if the alias moves meanwhile. Fails with the reason otherwise.
 2. **score_month** — the customers with a snapshot in the month, their model inputs from `credit_model_v1`
    as of the end of the month (point in time), scores and decisions; the month's prediction records
    (pseudonymised subject, score, decision and threshold, model name and version, feature service, data
-   interval, input fingerprint, run id) replace the month's partition atomically. Fails with the reason and
-   writes nothing when there is no champion or features are missing.
+   interval, input fingerprint, run id) replace the month's partition atomically. The model is loaded from files
+   that hash to the ledger's record. Fails with the reason and writes nothing when there is no champion, it was
+   stopped, its files changed, or features are missing.
 
 Emits `fairway_predictions`. History: `airflow backfill create --dag-id batch_inference --from-date 2024-07-01
 --to-date 2024-12-31`.

@@ -5,15 +5,19 @@
    use case's thresholds: disparate impact, statistical parity and equal opportunity for every protected group,
    minimum AUC, no worse than the champion on the same holdout beyond the allowed drop. The gate report (JSON +
    Markdown) is attached to the version with its SHA-256.
-2. **route** — a visible branch: `reject_candidate` (tagged rejected with the reasons; `champion` does not move),
-   `human_approval` (Airflow human-in-the-loop: the approver sees the metric summary and the report's hash and
-   approves or rejects with a comment), or `auto_approval` where the config's approval_mode is `auto`
-   (recorded as approver `policy:auto`).
-3. **promote** — approver, time, comment and evidence hash as version tags; moves `champion`. The only step
-   that does.
-4. **document** — technical documentation (AI Act Annex IV headings) and model card with this version's numbers.
+   The result and the report's SHA-256 are appended to the promotion ledger.
+2. **route** — a visible branch: `reject_candidate` (tagged rejected with the reasons; `champion` does not move;
+   a version that is already champion stays champion), `human_approval` (Airflow human-in-the-loop: the approver
+   sees the metric summary and the report's hash and approves or rejects with a comment), or `auto_approval`
+   only where the deployment sets FAIRWAY_APPROVAL_MODE=auto (recorded as approver `policy:auto`; a use-case
+   config cannot ask for it).
+3. **promote** — appends the approval and the promotion (model files' SHA-256, training frame fingerprint, gate
+   report SHA-256, code revision, approver) to the ledger, then moves `champion`: the only step that does. A
+   version that is already champion stays champion and the result says so.
+4. **document** — technical documentation (AI Act Annex IV headings) and model card with this version's numbers;
+   their SHA-256 in the ledger.
 5. **package** — imports the version into the BentoML model store and builds the bento from `bento/`.
-6. **record_review** — records a human rejection on the version.
+6. **record_review** — appends a human rejection to the ledger and records it on the version.
 
 Scheduled on `fairway_model_candidate`; emits `fairway_champion_model`.
 """
@@ -23,24 +27,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, task
 from fairway_assets import CHAMPION_MODEL, MODEL_CANDIDATE
 from fairway_common import DEFAULT_ARGS, START_DATE, usecase_param
-
-
-class RecordedApprovalOperator(ApprovalOperator):
-    """ApprovalOperator that also keeps the response (approve or reject) in XCom key `hitl_response`:
-    on Reject the stock operator skips its downstream without pushing its return value."""
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        if "error" not in event:
-            context["ti"].xcom_push(key="hitl_response", value={
-                "chosen_options": event["chosen_options"], "params_input": event.get("params_input") or {},
-                "responded_at": event["responded_at"], "responded_by_user": event.get("responded_by_user"),
-                "timedout": event.get("timedout", False),
-            })  # fmt: skip
-        return super().execute_complete(context, event)
+from fairway_hitl import RecordedApprovalOperator
 
 
 @dag(
@@ -113,9 +103,9 @@ def fairness_gate() -> None:
 
     @task
     def document(promoted: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
-        from fairway.documentation import model_documentation
+        from fairway.promotion import document
 
-        return model_documentation(params["usecase"], promoted["version"])
+        return document(params["usecase"], promoted["version"])
 
     @task(outlets=[CHAMPION_MODEL])
     def package(

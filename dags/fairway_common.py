@@ -6,12 +6,15 @@ import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, task
+from airflow.sdk import CronDataIntervalTimetable, Param, conf, task
 
-# retry_delay comes from [core] default_task_retry_delay (Airflow default: 300 s)
-DEFAULT_ARGS = {"owner": "fairway", "retries": 2}
+# retry_delay: [core] default_task_retry_delay (Airflow default: 300 s), set explicitly. Left implicit, a mapped @task
+# omits it from its partial_kwargs and dag.test() rebuilds the DAG without the serialized client_defaults, so the mapped
+# task fell back to SerializedBaseOperator.retry_delay, a hard-coded 300 s (Airflow 3.3.2; tests/dags/test_retries.py)
+DEFAULT_ARGS = {"owner": "fairway", "retries": 2, "retry_delay": conf.getfloat("core", "default_task_retry_delay")}
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+USECASE_PATTERN = r"^[a-z_][a-z0-9_]*$"  # a name; fairway.config resolves it in the use-case folders only
 # month partitions: data_interval_start..end is the calendar month (plain "@monthly" has a zero-width interval)
 MONTHLY = CronDataIntervalTimetable("@monthly", timezone="UTC")
 
@@ -21,10 +24,11 @@ def usecase_param() -> Param:
     return Param(
         os.environ.get("FAIRWAY_USECASE") or "credit_risk",
         type="string",
+        pattern=USECASE_PATTERN,
         title="Use case",
-        description="Name of the use-case config: <name>.yaml in $FAIRWAY_USECASES_DIR, FAIRWAY_HOME/usecases "
-        "(written by `fairway usecase init`) or include/fairway/usecases. Default: $FAIRWAY_USECASE of the DAG "
-        "processor, else credit_risk.",
+        description="Name (never a path) of the use-case config: <name>.yaml in $FAIRWAY_USECASES_DIR, "
+        "FAIRWAY_HOME/usecases (written by `fairway usecase init`) or include/fairway/usecases. Default: "
+        "$FAIRWAY_USECASE of the DAG processor, else credit_risk.",
     )
 
 

@@ -47,6 +47,7 @@ def pin_home(mp: pytest.MonkeyPatch, home: Path) -> None:
     log under it."""
     mp.setenv("FAIRWAY_HOME", str(home))
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    mp.delenv("FAIRWAY_LEDGER_URL", raising=False)  # the ledger under this FAIRWAY_HOME, beside its registry
     mp.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
     mp.delenv("FAIRWAY_DECISION_LOG_URL", raising=False)
 

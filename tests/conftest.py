@@ -37,6 +37,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FAIRWAY_HOME", str(path))
     # mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into os.environ: pin it per test, so it is undone after
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("FAIRWAY_LEDGER_URL", raising=False)  # the ledger under this FAIRWAY_HOME
     monkeypatch.delenv("FAIRWAY_USECASE", raising=False)
     return path
 

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from fairway.config import ConfigError, load_usecase, paths, resolve
+from fairway.config import ConfigError, load_usecase, load_usecase_file, paths, resolve
 from fairway.fairness import worst_disparate_impact
 
 
@@ -90,7 +90,7 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    uc = load_usecase(args.path or args.usecase)
+    uc = load_usecase_file(args.path) if args.path else load_usecase(args.usecase)
     if args.action == "show":
         print(json.dumps(uc.model_dump(), indent=2))
     else:
@@ -106,8 +106,15 @@ def status_table(status: dict) -> str:
         approval = champion["approval"]
         lines.append(f"champion: v{champion['version']}, approved by {approval.get('approver')} at "
                      f"{approval.get('decided_at')} ({approval.get('mode')}): {approval.get('comment')}")  # fmt: skip
+        if champion["stopped"]:
+            lines.append(f"STOPPED: {champion['stopped']}")
     else:
         lines.append("champion: none")
+    if status["alias_champion"] != (champion["version"] if champion and not champion["stopped"] else None):
+        lines.append(f"WARNING: MLflow alias champion points at {status['alias_champion'] or 'nothing'}, not what the "
+                     "promotion ledger says: run `fairway verify`")  # fmt: skip
+    if status["ledger_problem"]:
+        lines.append(f"WARNING: {status['ledger_problem']}")
     header = f"{'version':>7}  {'candidate':<24} {'status':<11} {'gate':<8} {'AUC':>6} {'worst DI':>8}  approval"
     lines += ["", header, "-" * len(header)]
     for row in status["versions"]:
@@ -156,11 +163,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from fairway import registry
     from fairway.packaging import bentoml_environment
+    from fairway.verification import scoring_champion
 
     uc = resolve(args.usecase)
-    champion = registry.version_by_alias(uc, registry.CHAMPION)
-    if champion is None or not champion.tags.get("fairway.bento"):
-        raise RuntimeError(f"'{uc.model_name}' has no packaged champion: run training and fairness_gate (make demo)")
+    champion = registry.get_version(uc, scoring_champion(uc)["version"])  # the ledger's, checked; else it refuses
+    if not champion.tags.get("fairway.bento"):
+        raise RuntimeError(f"'{uc.model_name}' v{champion.version} is not packaged yet: run fairness_gate's package step")
     bentoml_environment()
     bento = champion.tags["fairway.bento"]
     executable = str(Path(sys.executable).parent / "bentoml")
@@ -206,6 +214,30 @@ def _cmd_usecase_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stop(args: argparse.Namespace) -> int:
+    """Stop the champion (AI Act Art. 14(4)(e)): the service answers 503 with the reason, batch refuses."""
+    import getpass
+
+    from fairway.promotion import stop
+
+    result = stop(resolve(args.usecase), args.reason, args.by or f"cli:{getpass.getuser()}")
+    print(result["message"])
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """The promotion ledger's chain, signatures and evidence hashes; exit 1 on any mismatch."""
+    from fairway.verification import verify
+
+    result = verify(resolve(args.usecase))
+    for line in result.checked:
+        print(f"ok       {line}")
+    for line in result.problems:
+        print(f"MISMATCH {line}")
+    print(f"\n{len(result.checked)} checks passed, {len(result.problems)} mismatches")
+    return 1 if result.problems else 0
+
+
 def _cmd_env(args: argparse.Namespace) -> int:
     uc = resolve(args.usecase)
     print(f"export FAIRWAY_HOME={paths().home}")
@@ -216,7 +248,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairway", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--usecase", default=None, help="use-case name or YAML path (default: $FAIRWAY_USECASE or credit_risk)"
+        "--usecase", default=None, help="use-case name (default: $FAIRWAY_USECASE or credit_risk)"
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--start-month", default="2024-01", help="first month when there is no --timestamp")
     init.add_argument("--sep", default=",", help="column separator (default: ,)")
     init.add_argument("--force", action="store_true", help="replace an existing use case of this name and its raw data")
+    stopper = add(sub, "stop", _cmd_stop, "stop the champion now: the service answers 503, batch inference refuses")
+    stopper.add_argument("--reason", required=True, help="why (shown in every refused answer)")
+    stopper.add_argument("--by", help="who stops it (default: cli:<login name>)")
+    add(sub, "verify", _cmd_verify, "check the promotion ledger: chain, signatures, evidence hashes, aliases")
     add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")
     erase = add(sub, "erase", _cmd_erase, "erase one person from every store of the use case (GDPR Art. 17)")
     erase.add_argument("--customer-id", required=True, help="the person's id (entity key)")

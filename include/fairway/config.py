@@ -138,8 +138,18 @@ class GateSpec(_Strict):
     equal_opportunity_max_abs: float = Field(ge=0, le=1)
     auc_min: float = Field(ge=0.5, le=1)
     max_auc_drop_vs_champion: float = Field(ge=0, le=1)
-    approval_mode: Literal["human", "auto"] = "human"
+    approval_mode: Literal["human"] = "human"
     decision_threshold: float = Field(gt=0, lt=1)
+
+    @field_validator("approval_mode", mode="before")
+    @classmethod
+    def _human_only(cls, value: Any) -> Any:
+        if value != "human":
+            raise ValueError(
+                f"approval_mode {value!r} cannot be set by a use-case config: a high-risk model is approved by a "
+                "person; automatic approval exists only where the deployment sets FAIRWAY_APPROVAL_MODE=auto"
+            )
+        return value
 
 
 class DriftSpec(_Strict):
@@ -285,23 +295,34 @@ def usecase_dirs() -> list[Path]:
     return dirs
 
 
-def usecase_file(name_or_path: str) -> Path:
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml"):
-        if not candidate.is_file():
-            raise ConfigError(f"use-case file {candidate} does not exist")
-        return candidate
+USECASE_NAME = _IDENTIFIER
+
+
+def usecase_file(name: str) -> Path:
+    """The file of a use case named `name`, looked up in the configured use-case folders only: a name, never a
+    path (a DAG's form or a REST call must not point the gate at a file of its own)."""
+    if not re.match(USECASE_NAME, name or ""):
+        raise ConfigError(f"{name!r} is not a use-case name (lower-case letters, digits and _): use cases are named, "
+                          "never given as paths, and looked up in " + ", ".join(str(d) for d in usecase_dirs()))  # fmt: skip
     for directory in usecase_dirs():
-        path = directory / f"{name_or_path}.yaml"
+        path = directory / f"{name}.yaml"
         if path.is_file():
             return path
     searched = ", ".join(str(d) for d in usecase_dirs())
-    raise ConfigError(f"no use case named '{name_or_path}' (looked in {searched})")
+    raise ConfigError(f"no use case named '{name}' (looked in {searched})")
 
 
-def load_usecase(name_or_path: str | None = None) -> UseCase:
-    """Load and validate a use case by name (or path). Default: $FAIRWAY_USECASE, else credit_risk."""
-    path = usecase_file(name_or_path or current_usecase_name())
+def load_usecase(name: str | None = None) -> UseCase:
+    """Load and validate a use case by name. Default: $FAIRWAY_USECASE, else credit_risk."""
+    return load_usecase_file(usecase_file(name or current_usecase_name()))
+
+
+def load_usecase_file(path: Path | str) -> UseCase:
+    """Validate a use-case file given explicitly (`fairway usecase check --path`, onboarding's template); the
+    DAGs and the service only ever load use cases by name."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"use-case file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -366,7 +387,9 @@ class Paths:
 
 def paths() -> Paths:
     """Paths under FAIRWAY_HOME, resolved to an absolute directory."""
-    return Paths(Path(os.environ.get("FAIRWAY_HOME", ".fairway")).resolve())
+    from fairway import settings
+
+    return Paths(settings.home())
 
 
 PROJECT_DIR = PACKAGE_DIR.parent.parent
@@ -385,5 +408,5 @@ def month_str(value: Any) -> str:
 
 
 def resolve(usecase: UseCase | str | None) -> UseCase:
-    """A use case from a loaded config, a name, a path or None (the current one): what tasks pass is a name."""
+    """A use case from a loaded config, a name or None (the current one): what tasks pass is a name."""
     return usecase if isinstance(usecase, UseCase) else load_usecase(usecase)

@@ -131,20 +131,18 @@ def _catalogue_rows(uc: UseCase) -> list[list[Any]]:
 
 def _explanation_evidence(run_id: str, folder: Path) -> tuple[Any, dict[str, Any]]:
     """The version's permutation importance (table; its plot downloaded into `folder`) and reference applicant."""
-    import mlflow
     import pandas as pd
 
+    from fairway import registry
     from fairway.training import load_reference
 
     for name in ("permutation_importance.csv", "permutation_importance.png"):
-        mlflow.artifacts.download_artifacts(f"runs:/{run_id}/evaluation/{name}", dst_path=str(folder))
+        registry.download(run_id, f"evaluation/{name}", folder)
     return pd.read_csv(folder / "permutation_importance.csv"), load_reference(run_id)
 
 
 def model_documentation(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     """Write the technical documentation (Annex IV headings) and model card of an approved version."""
-    import mlflow
-
     from fairway import registry
 
     uc = resolve(usecase)
@@ -153,8 +151,8 @@ def model_documentation(usecase: UseCase | str | None, version: str) -> dict[str
     run = mlc.get_run(str(mv.run_id))
     tags, params = run.data.tags, run.data.params
     metrics = registry.run_metrics(str(mv.run_id))
-    lineage = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/lineage/training_frame.json")
-    gate = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/gate/gate_report.json")
+    lineage = registry.load_dict(str(mv.run_id), "lineage/training_frame.json")
+    gate = registry.load_dict(str(mv.run_id), "gate/gate_report.json")
     approval = registry.approval_of(mv)
     if approval.get("decision") != "approved":
         raise RuntimeError(f"{uc.model_name} v{version} has no approval record: document approved versions only")
@@ -172,7 +170,7 @@ def model_documentation(usecase: UseCase | str | None, version: str) -> dict[str
     previous = mv.tags.get("fairway.previous_champion", "none")
     folder = reports_dir(uc, "documentation", version)
     plot = folder / "fairness_by_group.png"
-    mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/evaluation/fairness_by_group.png", dst_path=str(folder))
+    registry.download(str(mv.run_id), "evaluation/fairness_by_group.png", folder)
     importance, reference = _explanation_evidence(str(mv.run_id), folder)
     baseline_auc = float(importance["baseline_auc"].iloc[0])
     importance_table = _table(

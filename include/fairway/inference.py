@@ -26,14 +26,14 @@ class ScoringError(RuntimeError):
 
 
 def pin_champion(usecase: UseCase | str | None) -> dict[str, str]:
-    """The version `champion` points at now: the run scores every customer with this version."""
-    from fairway import registry
+    """The promotion ledger's champion now, checked (fairway.verification.scoring_champion): the run scores every
+    customer with this version, loaded from files that hash to the ledger's record."""
+    from fairway.verification import ChampionRefused, scoring_champion
 
-    uc = resolve(usecase)
-    mv = registry.version_by_alias(uc, registry.CHAMPION)
-    if mv is None:
-        raise ScoringError(f"model '{uc.model_name}' has no champion: train, gate and approve a model first")
-    return {"model": uc.model_name, "version": str(mv.version), "run_id": str(mv.run_id)}
+    try:
+        return scoring_champion(usecase)
+    except ChampionRefused as error:
+        raise ScoringError(str(error)) from None
 
 
 def month_customers(uc: UseCase, month: str) -> pd.DataFrame:
@@ -67,9 +67,7 @@ def month_inputs(uc: UseCase, month: str) -> pd.DataFrame:
 
 def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str], run_id: str) -> dict[str, Any]:
     """Score the month's customers with the pinned version and replace the month's prediction records."""
-    import mlflow
-
-    from fairway import explanations, registry
+    from fairway import explanations, verification
     from fairway.fairness import approvals
     from fairway.records import input_fingerprints, pseudonymise, write_predictions
     from fairway.training import load_reference, predict_scores
@@ -79,8 +77,11 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
     service = uc.service("model_input").name
     frame = month_inputs(uc, month)
     inputs = frame[uc.model_inputs]
-    registry.client()
-    model = mlflow.sklearn.load_model(f"models:/{pinned['model']}/{pinned['version']}")
+    try:
+        verification.still_allowed(uc, pinned)  # a stop between pinning and scoring counts
+        model = verification.load_scoring_model(uc, pinned)
+    except verification.ChampionRefused as error:
+        raise ScoringError(str(error)) from None
     scores = predict_scores(model, inputs)
     codes = explanations.ReasonCodes(
         uc.model_inputs, load_reference(pinned["run_id"]), lambda rows: predict_scores(model, rows)

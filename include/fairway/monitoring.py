@@ -97,9 +97,7 @@ def sample(frame: pd.DataFrame, rows: int, seed: int = SAMPLE_SEED) -> pd.DataFr
 def reference_frame(uc: UseCase, version: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The version's training frame (model inputs) with the version's own scores on it, the drift reference,
     and the frame's lineage."""
-    import mlflow
-
-    from fairway import registry
+    from fairway import registry, verification
     from fairway.training import predict_scores, read_frame
 
     lineage = registry.training_lineage(uc, version)
@@ -108,7 +106,10 @@ def reference_frame(uc: UseCase, version: str) -> tuple[pd.DataFrame, dict[str, 
     except RuntimeError as error:
         raise MonitoringError(f"{uc.model_name} v{version}: no drift reference: {error}") from error
     reference = sample(frame[uc.model_inputs], uc.drift.sample_rows)
-    model = mlflow.sklearn.load_model(f"models:/{uc.model_name}/{version}")
+    try:
+        model = verification.approved_model(uc, version)
+    except verification.ChampionRefused as error:
+        raise MonitoringError(str(error)) from None
     reference[SCORE] = predict_scores(model, reference[uc.model_inputs])
     return reference, lineage
 

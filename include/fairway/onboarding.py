@@ -106,7 +106,7 @@ from fairway.config import (
     ConfigError,
     Paths,
     UseCase,
-    load_usecase,
+    load_usecase_file,
     parse_usecase,
     paths,
 )
@@ -657,7 +657,7 @@ def init_usecase(
     assert target_col is not None and month_of_row is not None and event_time is not None
 
     # the config
-    template = load_usecase(str(TEMPLATE_USECASE))
+    template = load_usecase_file(TEMPLATE_USECASE)
     label = feature_name(target_col)
     protected_set = set(protected_cols)
     tags = {"personal_data": True, "legal_basis": legal_basis, "retention_months": retention_months}
@@ -774,7 +774,7 @@ def init_usecase(
             },
         ],  # fmt: skip
         "protected_attributes": protected_attributes,
-        "gate": {**template.gate.model_dump(), "approval_mode": "human"},
+        "gate": template.gate.model_dump(),
         "drift": template.drift.model_dump(),
         "materialize_overlap_days": 7,
     }

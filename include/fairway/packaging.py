@@ -13,16 +13,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fairway.config import PROJECT_DIR, UseCase, paths, resolve
+from fairway import settings
+from fairway.config import PROJECT_DIR, UseCase, resolve
 
 BENTO_DIR = PROJECT_DIR / "bento"
 
 
 def bentoml_environment() -> None:
     """BentoML's store lives under FAIRWAY_HOME (BENTOML_HOME unless set); no usage tracking."""
-    os.environ.setdefault("BENTOML_HOME", str(paths().bentoml))
-    os.environ["BENTOML_DO_NOT_TRACK"] = "true"
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    settings.configure_bentoml()
 
 
 def input_schema(uc: UseCase) -> list[dict[str, Any]]:
@@ -49,15 +48,16 @@ def package(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     """Import the approved MLflow version into BentoML and build its bento; idempotent for a version."""
     import bentoml
 
-    from fairway import registry
+    from fairway import ledger, registry
     from fairway.training import load_reference
 
     uc = resolve(usecase)
     bentoml_environment()
+    if str(version) not in ledger.state(uc.model_name).approved_versions:
+        raise RuntimeError(f"{uc.model_name} v{version} is not an approved champion in the promotion ledger: only "
+                           "the champion path packages a model")  # fmt: skip
     mv = registry.get_version(uc, version)
     approval = registry.approval_of(mv)
-    if mv.tags.get("fairway.gate_decision") != "pass" or approval.get("decision") != "approved":
-        raise RuntimeError(f"{uc.model_name} v{version} is not approved: only the champion path packages a model")
     registry.client()  # sets the tracking and registry URIs that import_model resolves against
     tag = f"{uc.name}:mlflow-v{version}-{str(mv.run_id)[:12]}"
     labels = {"mlflow_model_name": uc.model_name, "mlflow_version": str(version), "usecase": uc.name}

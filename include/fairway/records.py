@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from fairway import settings
 from fairway.config import UseCase, paths
 from fairway.data import to_arrow, write_parquet_atomic
 
@@ -35,15 +34,7 @@ PREDICTION_COLUMNS = [
 
 def pseudonym_key() -> bytes:
     """The pseudonymisation key (FAIRWAY_PSEUDONYM_KEY, else FAIRWAY_HOME/secrets/pseudonym.key, created once)."""
-    if os.environ.get("FAIRWAY_PSEUDONYM_KEY"):
-        return os.environ["FAIRWAY_PSEUDONYM_KEY"].encode()
-    path = paths().home / "secrets" / "pseudonym.key"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return settings.secret("pseudonym")
 
 
 def pseudonymise(ids: pd.Series) -> pd.Series:
@@ -100,8 +91,9 @@ DECISION_COLUMNS = [
 
 def decision_log_url(uc: UseCase) -> str:
     """FAIRWAY_DECISION_LOG_URL (any SQLAlchemy URL), else SQLite under FAIRWAY_HOME/records/<usecase>."""
-    if os.environ.get("FAIRWAY_DECISION_LOG_URL"):
-        return os.environ["FAIRWAY_DECISION_LOG_URL"]
+    url = settings.env("FAIRWAY_DECISION_LOG_URL")
+    if url:
+        return url
     path = paths().records / uc.name / "decisions.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"

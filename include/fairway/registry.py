@@ -7,10 +7,12 @@ decision is not `pass` or whose approval does not cover the exact gate evidence 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
-import os
 import subprocess
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from fairway import ledger, settings
 from fairway.config import PROJECT_DIR, UseCase, paths
 from fairway.gate import CandidateMetrics, GateDecision
 
@@ -57,17 +60,77 @@ class Approval:
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set (PostgreSQL, a server), else SQLite under FAIRWAY_HOME/mlflow."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    paths().mlflow.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{paths().mlflow / 'mlflow.db'}"
+    return settings.mlflow_uri()
 
 
 def client() -> MlflowClient:
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    """A client of the deployment's MLflow; also points MLflow's fluent API there. Every function of this module
+    starts with it, so none relies on an earlier call in the same process (a task is a fresh process)."""
+    uri = settings.configure_mlflow()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+# --- artifacts and models: every read of MLflow outside this module goes through these -------------------
+
+
+def load_dict(run_id: str, path: str) -> dict[str, Any]:
+    """A JSON artifact of a run."""
+    client()
+    return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}"))
+
+
+def load_text(run_id: str, path: str) -> str:
+    client()
+    return str(mlflow.artifacts.load_text(f"runs:/{run_id}/{path}"))
+
+
+def download(run_id: str, path: str, folder: Path) -> Path:
+    """Download a run's artifact (file or folder) into `folder`; returns the local path."""
+    client()
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{path}", dst_path=str(folder)))
+
+
+def model_files_sha256(folder: Path) -> str:
+    """SHA-256 over a model folder: every file's relative path and bytes, in path order (the model artifact's
+    identity in the promotion ledger; the same for MLflow's copy and BentoML's `mlflow_model` copy)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def model_sha256(uc: UseCase, version: str) -> str:
+    """The SHA-256 of a registered version's model files as MLflow stores them."""
+    with tempfile.TemporaryDirectory(prefix="fairway-model-") as tmp:
+        return model_files_sha256(_download_model(uc, version, Path(tmp)))
+
+
+def _download_model(uc: UseCase, version: str, folder: Path) -> Path:
+    client()
+    return Path(mlflow.artifacts.download_artifacts(f"models:/{uc.model_name}/{version}", dst_path=str(folder)))
+
+
+class ModelTampered(RuntimeError):
+    """A model's files are not the ones the promotion ledger recorded."""
+
+
+def load_model(uc: UseCase, version: str, expected_sha256: str | None = None) -> Any:
+    """A version's sklearn model. With `expected_sha256`, the files are downloaded, hashed and loaded from that
+    very copy: what is verified is what scores."""
+    if expected_sha256 is None:
+        client()
+        return mlflow.sklearn.load_model(f"models:/{uc.model_name}/{version}")
+    with tempfile.TemporaryDirectory(prefix="fairway-model-") as tmp:
+        folder = _download_model(uc, version, Path(tmp))
+        found = model_files_sha256(folder)
+        if found != expected_sha256:
+            raise ModelTampered(
+                f"{uc.model_name} v{version}: model files hash to {found[:16]}…, the ledger recorded "
+                f"{expected_sha256[:16]}…: the model was changed after its promotion"
+            )
+        return mlflow.sklearn.load_model(str(folder))
 
 
 def experiment_id(uc: UseCase, kind: str = "") -> str:
@@ -165,7 +228,7 @@ def log_candidate(
 
 
 def run_metrics(run_id: str) -> CandidateMetrics:
-    return CandidateMetrics.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation/metrics.json"))
+    return CandidateMetrics.from_dict(load_dict(run_id, "evaluation/metrics.json"))
 
 
 def register_candidate(uc: UseCase, run_id: str) -> str:
@@ -192,9 +255,7 @@ def register_candidate(uc: UseCase, run_id: str) -> str:
 
 def training_lineage(uc: UseCase, version: str) -> dict[str, Any]:
     """What a version was trained on: the training frame's summary logged with its run (path, fingerprint, window)."""
-    mv = get_version(uc, version)
-    client()
-    return dict(mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/lineage/training_frame.json"))
+    return load_dict(str(get_version(uc, version).run_id), "lineage/training_frame.json")
 
 
 def log_monitoring(uc: UseCase, month: str, metrics: dict[str, float], tags: dict[str, str], folder: Path) -> str:
@@ -219,15 +280,22 @@ def get_version(uc: UseCase, version: str) -> ModelVersion:
     return client().get_model_version(uc.model_name, version)
 
 
+def gate_report_path(evidence_sha256: str) -> str:
+    """Where a gate report is kept for good in the version's run: one folder per report, named by its SHA-256
+    (`gate/gate_report.json` is the latest; a re-gate never overwrites an earlier report's evidence)."""
+    return f"gate/history/{evidence_sha256}/gate_report.json"
+
+
 def record_gate(
     uc: UseCase, version: str, decision: GateDecision, report_files: list[Path], evidence_sha256: str
 ) -> None:
-    """Attach the gate report to the version's run and its decision to the version (the status follows from
-    the branch taken: promotion.reject_candidate, or the review)."""
+    """Attach the gate report to the version's run (the latest, and a copy under its SHA-256) and mirror its
+    decision on the version's tags (the ledger holds the decision itself)."""
     mlc = client()
     mv = mlc.get_model_version(uc.model_name, version)
     for path in report_files:
         mlc.log_artifact(mv.run_id, str(path), "gate")
+    mlc.log_artifact(mv.run_id, str(report_files[0]), gate_report_path(evidence_sha256).rsplit("/", 1)[0])
     mlc.set_model_version_tag(uc.model_name, version, f"{TAG}gate_decision", decision.decision)
     mlc.set_model_version_tag(uc.model_name, version, f"{TAG}gate_report_sha256", evidence_sha256)
     mlc.set_model_version_tag(
@@ -235,45 +303,58 @@ def record_gate(
     )
 
 
+def artifact_sha256(run_id: str, path: str) -> str | None:
+    """SHA-256 of a run's artifact file as stored now; None when it is missing."""
+    with tempfile.TemporaryDirectory(prefix="fairway-artifact-") as tmp:
+        try:
+            local = download(run_id, path, Path(tmp))
+        except (MlflowException, OSError):
+            return None
+        return hashlib.sha256(local.read_bytes()).hexdigest() if local.is_file() else None
+
+
 def _approval_tags(approval: Approval) -> dict[str, str]:
     return {f"{TAG}approval.{k}": str(v)[:4900] for k, v in asdict(approval).items()}
 
 
+def set_status(uc: UseCase, version: str, status: str) -> None:
+    client().set_model_version_tag(uc.model_name, version, f"{TAG}status", status)
+
+
 def record_rejection(uc: UseCase, version: str, approval: Approval) -> None:
-    """A person (or policy) declined a version that passed the gate: recorded, `champion` untouched."""
+    """A person declined a version that passed the gate: mirrored on the version, `champion` untouched."""
     mlc = client()
     for key, value in _approval_tags(approval).items():
         mlc.set_model_version_tag(uc.model_name, version, key, value)
     mlc.set_model_version_tag(uc.model_name, version, f"{TAG}status", "rejected")
 
 
-def promote(uc: UseCase, version: str, approval: Approval) -> dict[str, str | None]:
-    """Move `champion` to `version`: only with a passing gate decision and an approval of that very evidence."""
+def mirror_champion(uc: UseCase, version: str, approval: Approval | None, previous: str | None, how: str) -> None:
+    """Make MLflow show what the ledger decided: `champion` on `version`, its approval (unless it has one from
+    its first promotion: a record is never overwritten), the previous champion superseded. Only
+    fairway.promotion calls this, after the ledger entry is committed."""
     mlc = client()
     mv = mlc.get_model_version(uc.model_name, version)
-    tags = mv.tags
-    if tags.get(f"{TAG}gate_decision") != "pass":
-        raise PromotionRefused(
-            f"{uc.model_name} v{version}: gate decision is {tags.get(f'{TAG}gate_decision')!r}, not 'pass'"
-        )
-    if approval.decision != "approved":
-        raise PromotionRefused(f"{uc.model_name} v{version}: approval decision is {approval.decision!r}")
-    if approval.evidence_sha256 != tags.get(f"{TAG}gate_report_sha256"):
-        raise PromotionRefused(f"{uc.model_name} v{version}: the approval covers other evidence than the gate report")
-    previous = version_by_alias(uc, CHAMPION)
-    for key, value in _approval_tags(approval).items():
-        mlc.set_model_version_tag(uc.model_name, version, key, value)
-    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}promoted_at", datetime.now(UTC).isoformat())
-    mlc.set_model_version_tag(
-        uc.model_name, version, f"{TAG}previous_champion", previous.version if previous else "none"
-    )
+    if approval is not None and not approval_of(mv):
+        for key, value in _approval_tags(approval).items():
+            mlc.set_model_version_tag(uc.model_name, version, key, value)
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}{how}_at", datetime.now(UTC).isoformat())
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}previous_champion", previous or "none")
     mlc.set_model_version_tag(uc.model_name, version, f"{TAG}status", "champion")
     mlc.set_registered_model_alias(uc.model_name, CHAMPION, version)
-    if previous is not None and previous.version != version:
-        mlc.set_model_version_tag(uc.model_name, previous.version, f"{TAG}status", "superseded")
-        mlc.set_model_version_tag(uc.model_name, previous.version, f"{TAG}superseded_by", version)
-    log.info("%s v%s is champion (was %s)", uc.model_name, version, previous.version if previous else None)
-    return {"model": uc.model_name, "version": version, "previous": previous.version if previous else None}
+    if previous is not None and previous != version:
+        mlc.set_model_version_tag(uc.model_name, previous, f"{TAG}status", "superseded")
+        mlc.set_model_version_tag(uc.model_name, previous, f"{TAG}superseded_by", version)
+    log.info("%s v%s is champion (%s; was %s)", uc.model_name, version, how, previous)
+
+
+def mirror_stop(uc: UseCase, version: str, reason: str) -> None:
+    """A stopped model has no `champion` alias; its version says why."""
+    mlc = client()
+    with contextlib.suppress(MlflowException):
+        mlc.delete_registered_model_alias(uc.model_name, CHAMPION)
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}status", "stopped")
+    mlc.set_model_version_tag(uc.model_name, version, f"{TAG}stopped", reason[:4900])
 
 
 def approval_of(mv: ModelVersion) -> dict[str, str]:
@@ -282,9 +363,19 @@ def approval_of(mv: ModelVersion) -> dict[str, str]:
 
 
 def status(uc: UseCase) -> dict[str, Any]:
-    """Champion with its approval record, every version with its gate decision, the latest metrics."""
+    """The champion as the promotion ledger says (with its approval record, or who stopped it and why), the
+    MLflow alias beside it, every version with its gate decision, the latest metrics."""
     mlc = client()
-    champion = version_by_alias(uc, CHAMPION)
+    try:
+        problem, state = "", ledger.state(uc.model_name)
+    except ledger.LedgerError as error:
+        problem, state = str(error), ledger.replay(uc.model_name, ledger.entries(uc.model_name))
+    alias = version_by_alias(uc, CHAMPION)
+    champion = None
+    if state.version is not None:
+        champion = {"version": state.version, "approval": approval_of(get_version(uc, state.version)),
+                    "since": state.since.recorded_at if state.since else None,
+                    "stopped": state.stop_reason() or None}  # fmt: skip
     candidate = version_by_alias(uc, CANDIDATE)
     versions: list[ModelVersion] = []
     try:
@@ -309,7 +400,9 @@ def status(uc: UseCase) -> dict[str, Any]:
         "usecase": uc.name,
         "model": uc.model_name,
         "tracking_uri": tracking_uri(),
-        "champion": None if champion is None else {"version": str(champion.version), "approval": approval_of(champion)},
+        "champion": champion,
+        "alias_champion": None if alias is None else str(alias.version),
+        "ledger_problem": problem,
         "candidate": None if candidate is None else str(candidate.version),
         "versions": rows,
     }
@@ -317,10 +410,3 @@ def status(uc: UseCase) -> dict[str, Any]:
 
 def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, default=str)
-
-
-def load_champion(uc: UseCase) -> Any:
-    """The champion's sklearn model, or None when there is none yet."""
-    if version_by_alias(uc, CHAMPION) is None:
-        return None
-    return mlflow.sklearn.load_model(f"models:/{uc.model_name}@{CHAMPION}")

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -190,3 +192,34 @@ class OnlineScorer:
 
     def predict_features(self, values: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         return self.decide("predict_features", values, None, request_id)
+
+
+class ChampionWatch:
+    """Whether this service's packaged version may answer, as the promotion ledger says: checked at start (with
+    the packaged model files' SHA-256) and again at most every `every` seconds on later requests, so a stop
+    takes effect within seconds without a restart, and a rollback to this version re-enables it."""
+
+    def __init__(self, usecase: str, version: str, model_folder: Path | None, every: float = 2.0) -> None:
+        from fairway.verification import serving_refusal
+
+        self.usecase, self.version, self.every = usecase, str(version), every
+        self._check = serving_refusal
+        self.reason = self._safe(model_folder)
+        self.intact = self.reason is None or "packaged model files" not in self.reason
+        self.checked = time.monotonic()
+
+    def _safe(self, model_folder: Path | None) -> str | None:
+        try:
+            return self._check(self.usecase, self.version, model_folder)
+        except Exception as error:  # the ledger's database unreachable: refuse rather than serve unchecked
+            log.error("promotion ledger check failed: %s", error)
+            return f"the promotion ledger cannot be read ({type(error).__name__}): no decision is made"
+
+    def refusal(self) -> str | None:
+        """Why no decision may be made now (None: the version is the ledger's serving champion)."""
+        if not self.intact:
+            return self.reason  # files that do not match stay refused until a restart with the right bento
+        now = time.monotonic()
+        if now - self.checked >= self.every:
+            self.reason, self.checked = self._safe(None), now
+        return self.reason

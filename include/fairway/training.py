@@ -339,22 +339,22 @@ def explain_candidate(
 
 def load_reference(run_id: str) -> dict[str, Any]:
     """The reference applicant of a version's reason codes, logged with its run."""
-    import mlflow
+    from fairway import registry
 
-    return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/evaluation/reference.json"))
+    return registry.load_dict(run_id, "evaluation/reference.json")
 
 
 def train_candidate(usecase: UseCase | str | None, frame_summary: dict[str, Any], candidate: str) -> dict[str, Any]:
     """Fit, evaluate and log one candidate as an MLflow run; returns its run id and headline numbers."""
     import tempfile
 
-    from fairway import gate, registry
+    from fairway import gate, registry, verification
     from fairway.fairness import approvals, deserved, group_rates, plot_group_rates
 
     uc = resolve(usecase)
     train, holdout = load_frame(frame_summary)
     model, params = fit_candidate(uc, candidate, train)
-    champion = registry.load_champion(uc)
+    champion = verification.comparison_champion(uc)
     metrics, scores = evaluate_model(uc, model, holdout, champion)
     decision = gate.evaluate(metrics, uc.gate)
     choice = {"fairness_passed": gate.fairness_passed(metrics, uc.gate), "gate_precheck": decision.decision,

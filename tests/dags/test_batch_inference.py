@@ -126,6 +126,7 @@ def test_missing_features_fail_with_the_reason_and_write_nothing(scoring, scorin
 
 def test_no_champion_fails_with_the_reason_and_writes_nothing(scoring, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("FAIRWAY_LEDGER_URL", f"sqlite:///{tmp_path / 'empty-ledger.db'}")
     uc = load_usecase("credit_risk")
     before = sorted(prediction_partition(uc, "2024-01").parent.glob("*.parquet"))
     run, states = _run(scoring, "2024-01", 25)

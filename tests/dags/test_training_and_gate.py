@@ -44,6 +44,7 @@ def lifecycle(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airf
 
     monkeypatch.setenv("FAIRWAY_HOME", str(store))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("FAIRWAY_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")  # the registry's own ledger
     monkeypatch.delenv("FAIRWAY_APPROVAL_MODE", raising=False)
     bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
     return {
@@ -230,17 +231,19 @@ def test_human_approval_promotes_with_the_approver_and_documents_the_version(lif
 def test_promotion_is_refused_without_a_passing_gate_or_for_other_evidence(lifecycle) -> None:
     uc = lifecycle["uc"]
     train(lifecycle, ["baseline"])
-    from fairway.promotion import gate_candidate
+    from fairway.promotion import gate_candidate, promote
 
     gated = gate_candidate(uc)
     assert gated["decision"] == "reject"
-    approval = registry.Approval("approved", "eve", "2031-01-01T00:00:00+00:00", "", "human", gated["evidence_sha256"])
-    with pytest.raises(registry.PromotionRefused, match="gate decision is 'reject'"):
-        registry.promote(uc, gated["version"], approval)
+    approval = {"decision": "approved", "approver": "eve", "decided_at": "2031-01-01T00:00:00+00:00", "comment": "",
+                "mode": "human", "evidence_sha256": gated["evidence_sha256"]}  # fmt: skip
+    # the tag says pass, the ledger says reject: the ledger decides
+    registry.client().set_model_version_tag(uc.model_name, gated["version"], "fairway.gate_decision", "pass")
+    with pytest.raises(registry.PromotionRefused, match="the ledger's gate decision is 'reject'"):
+        promote(uc, gated, approval)
     train(lifecycle, ALL)
     gated = gate_candidate(uc)
     assert gated["decision"] == "pass"
-    forged = registry.Approval("approved", "eve", "2031-01-01T00:00:00+00:00", "", "human", "0" * 64)
     with pytest.raises(registry.PromotionRefused, match="other evidence"):
-        registry.promote(uc, gated["version"], forged)
+        promote(uc, gated, {**approval, "evidence_sha256": "0" * 64})
     assert champion(uc) is None

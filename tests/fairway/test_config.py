@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fairway.config import ConfigError, load_usecase, parse_usecase, usecase_file
+from fairway.config import ConfigError, load_usecase, load_usecase_file, parse_usecase, usecase_file
 
 
 def _raw() -> dict:
@@ -63,7 +63,7 @@ def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_usecase(str(broken))
+        load_usecase_file(broken)
     with pytest.raises(ConfigError, match="no use case named 'nope'"):
         load_usecase("nope")
 
@@ -74,3 +74,21 @@ def test_usecase_found_in_fairway_home(home: Path) -> None:
     (home / "usecases").mkdir(parents=True)
     (home / "usecases" / "my_copy.yaml").write_text(yaml.safe_dump(raw))
     assert load_usecase("my_copy").name == "my_copy"
+
+
+@pytest.mark.parametrize("given", ["/tmp/loose.yaml", "loose.yaml", "../credit_risk", "usecases/credit_risk", "Credit"])
+def test_a_path_or_odd_name_is_never_a_use_case(home: Path, given: str) -> None:
+    """A DAG form or REST call that passes a path (e.g. a copy of the config with loose thresholds) is refused
+    before anything is read from disk, even when that file exists."""
+    raw = _raw()
+    (home / "loose.yaml").parent.mkdir(parents=True, exist_ok=True)
+    (home / "loose.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="is not a use-case name"):
+        load_usecase(given if given != "loose.yaml" else str(home / "loose.yaml"))
+
+
+def test_a_config_cannot_switch_its_gate_to_automatic_approval() -> None:
+    raw = _raw()
+    raw["gate"]["approval_mode"] = "auto"
+    with pytest.raises(ConfigError, match="FAIRWAY_APPROVAL_MODE=auto"):
+        parse_usecase(raw, "loose.yaml")
