@@ -2,24 +2,75 @@
 decisions and approvals, the documentation, and the monthly drift and fairness reports (fairway.ui renders them).
 
 Served by the Airflow API server under /fairway (a FastAPI app), shown inside the UI at /plugin/fairway.
+
+Airflow does not authenticate the FastAPI apps of plugins, so this one does, with Airflow's own machinery: every
+request (a page, a report file, anything under /fairway) must carry what the core API accepts, an
+`Authorization: Bearer <JWT>` header or the `_token` cookie the UI sets at login, validated by the API server's
+auth manager (`airflow.api_fastapi.core_api.security.get_user`); and the user must be allowed to see the Airflow
+website. Without it: 401, or for a browser a redirect to Airflow's login page, which comes back here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-app = FastAPI(title="Fairway", description="Model versions, approvals, documentation and monitoring of Fairway")
+app = FastAPI(title="Fairway", description="Model versions, approvals, documentation and monitoring of Fairway",
+              docs_url=None, redoc_url=None, openapi_url=None)  # fmt: skip
+
+
+def _wants_html(request: Request) -> bool:
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
+
+
+def _login_required(request: Request, reason: str) -> Response:
+    """401 for an API client; a browser goes to Airflow's login page, which sends it back to this URL."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    if _wants_html(request):
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+    return JSONResponse({"detail": f"{reason}: log in to Airflow (the UI's session cookie, or "
+                                   "`Authorization: Bearer <token>` from POST /auth/token)"},
+                        status_code=401, headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
+@app.middleware("http")
+async def airflow_login(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Every request of this app, routes and mounted report files alike, passes Airflow's authentication."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    try:
+        # the core API's own dependency: the Bearer header first, else the `_token` cookie (as checked by the
+        # API server's JWTRefreshMiddleware); absent, expired, revoked or badly signed tokens raise here
+        user = await get_user(request, _oauth_token=None, bearer_credentials=await bearer_scheme(request))
+    except HTTPException as error:
+        return _login_required(request, str(error.detail))
+    if not get_auth_manager().is_authorized_view(access_view=AccessView.WEBSITE, user=user):
+        return JSONResponse({"detail": f"user {user.get_name()!r} may not see the Airflow website"}, status_code=403)
+    return await call_next(request)
+
+
+def _refused(error: Exception) -> HTTPException:
+    from fairway import ui
+
+    return HTTPException(400 if isinstance(error, ui.RefusedName) else 404, str(error))
 
 
 @app.get("/", response_class=HTMLResponse)
 async def overview(usecase: str | None = None) -> str:
     from fairway import ui
 
-    return await run_in_threadpool(ui.page, usecase)
+    try:
+        return await run_in_threadpool(ui.page, usecase)
+    except (ui.RefusedName, ui.NotFound) as error:
+        raise _refused(error) from None
 
 
 @app.get("/documentation/{usecase}/{version}", response_class=HTMLResponse)
@@ -28,8 +79,8 @@ async def documentation(usecase: str, version: str) -> str:
 
     try:
         return await run_in_threadpool(ui.documentation, usecase, version)
-    except Exception as error:  # a version without documentation (not promoted), or an unknown one
-        raise HTTPException(404, f"no documentation for {usecase} v{version}: {error}") from None
+    except (ui.RefusedName, ui.NotFound) as error:
+        raise _refused(error) from None
 
 
 def _reports() -> StaticFiles:
@@ -40,7 +91,7 @@ def _reports() -> StaticFiles:
     return StaticFiles(directory=folder)
 
 
-app.mount("/reports", _reports(), name="reports")
+app.mount("/reports", _reports(), name="reports")  # behind airflow_login too: the middleware wraps the whole app
 
 
 class FairwayPlugin(AirflowPlugin):

@@ -1,15 +1,27 @@
 """docker-compose.yaml (and its Celery variant) against the Compose specification, the way `docker compose config`
 reads it: YAML anchors and merges resolved, variables interpolated from .env.example, then validated with the
 compose-spec bindings (no Docker engine here). Plus the rules of this stack: healthchecks, no secrets in files,
-the pinned versions."""
+the pinned versions, and its security defaults: ports on 127.0.0.1, MLflow behind its basic-auth app (run here for
+real), and the placeholder check (docker/check-secrets.sh, run here for real) in front of every service that takes a
+secret."""
 
 from __future__ import annotations
 
+import configparser
+import contextlib
+import importlib.util
 import json
+import os
 import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from compose_spec import PyCompose
@@ -116,3 +128,236 @@ def test_the_production_feature_store_reads_its_services_from_the_environment() 
     env = load("docker-compose.yaml")[0]["x-fairway-env"]
     assert env["FAIRWAY_FEAST_CONFIG"] == "production"
     assert Path(PROJECT / "docker" / "create-databases.sh").stat().st_mode & 0o111
+
+
+# --- security defaults ---------------------------------------------------------------------------------------------
+
+CHECK = "fairway-check-secrets"
+SCRIPT = PROJECT / "docker" / "check-secrets.sh"
+LOCAL = {"127.0.0.1", "[::1]"}
+SECRET_NAMES = sorted(k for k in env_example() if re.search(r"PASSWORD|SECRET|_KEY", k))
+
+
+def merge(base: Any, override: Any, key: str = "") -> Any:
+    """Compose's merge of a service defined twice (later file, or `extends`): mappings merge, ports and volumes
+    add up, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: merge(base[k], v, k) if k in base else v for k, v in override.items()}}
+    if key in ("ports", "volumes", "expose") and isinstance(base, list) and isinstance(override, list):
+        return base + override
+    return override
+
+
+def services(*names: str, raw: bool = False, env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The services of `docker compose -f NAME...` as Compose merges them (with `extends` of the base file),
+    interpolated from `env` (default .env.example), or `raw` (anchors resolved, variables left as written)."""
+
+    def read(name: str) -> dict[str, Any]:
+        data = yaml.safe_load((PROJECT / name).read_text())
+        return data if raw else interpolate(data, env_example() if env is None else env, set())
+
+    files = {name: read(name) for name in ("docker-compose.yaml", *names)}
+    merged: dict[str, dict[str, Any]] = {}
+    for data in files.values():
+        for name, service in data["services"].items():
+            if "extends" in service:
+                extends = service["extends"]
+                base = files[extends.get("file", "docker-compose.yaml")]["services"][extends["service"]]
+                service = merge(base, {k: v for k, v in service.items() if k != "extends"})
+            merged[name] = merge(merged[name], service) if name in merged else service
+    return merged
+
+
+def published_addresses(service: dict[str, Any]) -> list[str]:
+    """The host address each published port binds ("" = every interface, Docker's default)."""
+    addresses = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):  # long syntax
+            addresses.append(str(entry.get("host_ip", "")))
+            continue
+        spec = str(entry).split("/")[0]
+        host, _, rest = spec.rpartition("]") if spec.startswith("[") else ("", "", spec)
+        parts = rest.lstrip(":").split(":")
+        addresses.append(f"{host}]" if host else (parts[0] if len(parts) == 3 else ""))
+    return addresses
+
+
+def test_the_port_check_sees_ports_open_to_every_interface() -> None:
+    """The detector itself: Docker publishes on 0.0.0.0 unless an address is given."""
+    for entry, address in (("5000:5000", ""), ("5000", ""), ("0.0.0.0:5000:5000", "0.0.0.0"),
+                           ("127.0.0.1:5000:5000/tcp", "127.0.0.1"), ("[::1]:5000:5000", "[::1]"),
+                           ({"target": 5000, "published": 5000}, ""),
+                           ({"target": 5000, "published": 5000, "host_ip": "127.0.0.1"}, "127.0.0.1")):  # fmt: skip
+        assert published_addresses({"ports": [entry]}) == [address], entry
+    everywhere = services("docker-compose.celery.yaml", env={**env_example(), "FAIRWAY_BIND_ADDRESS": "0.0.0.0"})
+    assert {a for s in everywhere.values() for a in published_addresses(s)} == {"0.0.0.0"}
+
+
+@pytest.mark.parametrize("overlay", [(), ("docker-compose.celery.yaml",)])
+def test_every_published_port_binds_localhost_by_default(overlay) -> None:
+    merged = services(*overlay)
+    assert "FAIRWAY_BIND_ADDRESS" not in env_example()  # the default applies
+    published = {name: published_addresses(s) for name, s in merged.items() if s.get("ports")}
+    assert set(published) == {"mlflow", "airflow-apiserver", "service"}
+    for name, addresses in published.items():
+        assert set(addresses) <= LOCAL, (name, addresses)
+    assert not any(s.get("network_mode") == "host" for s in merged.values())
+
+
+def test_mlflow_is_not_published_without_authentication() -> None:
+    merged, raw = services("docker-compose.celery.yaml"), services("docker-compose.celery.yaml", raw=True)
+    mlflow = merged["mlflow"]
+    if mlflow.get("ports"):
+        command = mlflow["command"]
+        assert command[:2] == ["mlflow", "server"] and command[command.index("--app-name") + 1] == "basic-auth"
+        assert "--disable-security-middleware" not in command
+        assert "*" not in command[command.index("--allowed-hosts") + 1].split(",")
+        env = raw["mlflow"]["environment"]
+        assert env["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")  # required, from .env
+        assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"].startswith("${MLFLOW_FLASK_SECRET_KEY:?")
+        ini = PROJECT / env["MLFLOW_AUTH_CONFIG_PATH"].removeprefix("/opt/fairway/")
+        assert f"COPY --chown=airflow:root docker/{ini.name} {env['MLFLOW_AUTH_CONFIG_PATH']}" in (
+            PROJECT / "Dockerfile").read_text()  # fmt: skip
+        auth = configparser.ConfigParser()
+        auth.read(ini)
+        assert auth["mlflow"]["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
+        assert "admin_password" not in auth["mlflow"]  # the password comes from .env only
+    for name, service in merged.items():  # every Fairway container logs in to it
+        if "MLFLOW_TRACKING_URI" in service.get("environment", {}):
+            env = raw[name]["environment"]
+            assert env["MLFLOW_TRACKING_PASSWORD"] == env.get("MLFLOW_AUTH_ADMIN_PASSWORD",
+                                                              "${MLFLOW_ADMIN_PASSWORD:?set MLFLOW_ADMIN_PASSWORD in .env}")  # fmt: skip
+            assert env["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_ADMIN_USER:-admin}", name
+
+
+def test_the_image_installs_what_the_mlflow_auth_app_needs() -> None:
+    dockerfile = (PROJECT / "Dockerfile").read_text()
+    pins = {line.split("==")[0].lower(): line.split("==")[1] for line in (PROJECT / "requirements.txt").read_text()
+            .splitlines() if "==" in line and not line.startswith("#")}  # fmt: skip
+    for package in ("flask-wtf", "wtforms"):
+        pinned = re.search(rf"{package}==([0-9.]+)", dockerfile)
+        assert pinned or package in pins, f"the image does not install {package} (mlflow[auth])"
+        if pinned and package in pins:
+            assert pinned.group(1) == pins[package], package
+
+
+def test_the_placeholder_check_wraps_every_service_that_takes_a_secret() -> None:
+    dockerfile = (PROJECT / "Dockerfile").read_text()
+    assert f"COPY --chmod=0755 docker/check-secrets.sh /usr/local/bin/{CHECK}" in dockerfile
+    assert SCRIPT.stat().st_mode & 0o111
+    for overlay in ((), ("docker-compose.celery.yaml",)):
+        merged, raw = services(*overlay), services(*overlay, raw=True)
+        taking = {name for name, service in raw.items()
+                  if any(f"${{{secret}" in json.dumps([service.get("environment"), service.get("command")])
+                         for secret in SECRET_NAMES)}  # fmt: skip
+        assert taking == set(merged), set(merged) - taking  # every service takes one
+        for name in taking:
+            service = merged[name]
+            entrypoint = service.get("entrypoint")
+            assert isinstance(entrypoint, list) and CHECK in entrypoint, (name, entrypoint)
+            assert entrypoint[: entrypoint.index(CHECK)] in ([], ["/usr/bin/dumb-init", "--"]), (name, entrypoint)
+            assert entrypoint[-1] != CHECK or service.get("command"), name  # something to exec
+            if service.get("image") == "fairway:latest":
+                assert "build" in service, name  # the image the Dockerfile builds, with the script inside
+            else:  # an upstream image: the script mounted, then the image's own entrypoint and command
+                assert f"./docker/check-secrets.sh:/usr/local/bin/{CHECK}:ro" in service["volumes"], name
+                assert entrypoint[-1] == "docker-entrypoint.sh" and service["command"], name
+
+
+def run_check(shell: str, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([shell, str(SCRIPT), *command], env={"PATH": os.environ["PATH"], **env},
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_the_check_refuses_placeholders_and_execs_the_command_otherwise(shell, tmp_path) -> None:
+    marker = tmp_path / "started"
+    start = ["touch", str(marker)]
+    for env, command, named in (
+        ({"POSTGRES_PASSWORD": "CHANGE-ME", "REDIS_PASSWORD": "a-real-one"}, start, ["POSTGRES_PASSWORD"]),
+        ({"DB_URL": "postgresql://fairway:CHANGE-ME@postgres/airflow"}, start, ["DB_URL"]),
+        ({"MULTI": "first line\nCHANGE-ME", "A_KEY": "CHANGE-ME"}, start, ["MULTI", "A_KEY"]),
+        ({}, [*start, "--requirepass", "CHANGE-ME"], ["an argument of the command"]),
+    ):
+        done = run_check(shell, command, env)
+        assert done.returncode == 78, (env, done)
+        assert "refusing to start 'touch'" in done.stderr and "placeholder CHANGE-ME" in done.stderr
+        assert all(name in done.stderr for name in named), done.stderr
+        assert "fairway@postgres" not in done.stderr  # names, never values
+        assert not marker.exists()
+    done = run_check(shell, start, {"POSTGRES_PASSWORD": "8f0c2a", "URL": "redis://:s3cret@redis:6379/1"})
+    assert done.returncode == 0 and marker.exists() and done.stderr == ""
+    process = subprocess.Popen([shell, str(SCRIPT), "sh", "-c", "echo $$; exit 3"], stdout=subprocess.PIPE, text=True,
+                               env={"PATH": os.environ["PATH"], "POSTGRES_PASSWORD": "8f0c2a"})  # fmt: skip
+    out, _ = process.communicate(timeout=30)
+    assert int(out) == process.pid and process.returncode == 3  # exec: the command is the same process
+    assert run_check(shell, [], {}).returncode == 64
+
+
+def test_the_compose_mlflow_command_refuses_the_placeholders_of_env_example() -> None:
+    mlflow = services()["mlflow"]  # interpolated from .env.example as it is
+    done = run_check("sh", mlflow["command"], {k: str(v) for k, v in mlflow["environment"].items()})
+    assert done.returncode == 78 and "refusing to start 'mlflow'" in done.stderr
+    for name in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_TRACKING_PASSWORD",
+                 "MLFLOW_BACKEND_STORE_URI", "AIRFLOW__API_AUTH__JWT_SECRET", "FAIRWAY_PSEUDONYM_KEY"):  # fmt: skip
+        assert name in done.stderr, name
+
+
+def test_the_compose_mlflow_server_refuses_requests_without_a_login(tmp_path) -> None:
+    """The mlflow service's own entrypoint, command and environment with real secrets, run here on 127.0.0.1
+    (SQLite for PostgreSQL, a temporary folder for the volume)."""
+    if importlib.util.find_spec("flask_wtf") is None:
+        pytest.skip("MLflow's basic-auth app needs Flask-WTF (mlflow[auth]); requirements.txt does not pin it yet")
+    from tests.bento.serving import free_port
+
+    secrets_env = {k: (secrets.token_hex(16) if v == "CHANGE-ME" else v) for k, v in env_example().items()}
+    mlflow = services(env=secrets_env)["mlflow"]
+    port, home = free_port(), tmp_path / "fairway"
+    ini = tmp_path / "basic_auth.ini"
+    shipped = PROJECT / mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"].removeprefix("/opt/fairway/")
+    ini.write_text(shipped.read_text().replace("////fairway/", f"///{home}/"))
+    home.mkdir()
+    env = {k: str(v) for k, v in mlflow["environment"].items()} | {
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "HOME": str(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    command = [str(v).replace("/fairway/", f"{home}/") for v in mlflow["command"]]
+    command[command.index("--host") + 1], command[command.index("--port") + 1] = "127.0.0.1", str(port)
+    assert mlflow["entrypoint"][-1] == CHECK
+    log = open(tmp_path / "mlflow.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(["sh", str(SCRIPT), *command], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # fmt: skip
+    url, admin = f"http://127.0.0.1:{port}", (secrets_env["MLFLOW_ADMIN_USER"], secrets_env["MLFLOW_ADMIN_PASSWORD"])
+    search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:  # the healthcheck needs no login
+                    break
+            assert server.poll() is None, (tmp_path / "mlflow.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow server not healthy after 180 s"
+            time.sleep(0.5)
+        assert httpx.get(search, timeout=10).status_code == 401
+        ui = httpx.get(f"{url}/", timeout=10)  # the UI too: the browser asks for the user and password
+        assert ui.status_code == 401 and ui.headers["www-authenticate"].startswith("Basic")
+        assert httpx.get(search, auth=(admin[0], "wrong-password-123"), timeout=10).status_code == 401
+        assert httpx.get(search, auth=admin, timeout=10).status_code == 200
+        created = httpx.post(
+            f"{url}/api/2.0/mlflow/experiments/create",
+            json={"name": "compose"},
+            auth=admin,
+            headers={"Host": "mlflow:5000"},
+            timeout=10,
+        )  # as the other containers call it
+        assert created.status_code == 200, created.text
+        assert httpx.get(search, auth=admin, headers={"Host": "evil.example"}, timeout=10).status_code == 403
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()

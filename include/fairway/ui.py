@@ -3,16 +3,33 @@ versions with their gate decisions and approvals, the champion, the documentatio
 
 Plain HTML built from the registry (MLflow) and the reports under FAIRWAY_HOME; links are relative, so the pages
 work under any prefix (the plugin mounts them at /fairway).
+
+A page names its use case and version in the URL, so both are checked here before anything is looked up: a use
+case is one of the names in the use-case folders (never a path), a version is a number. A name that is not a plain
+name raises `RefusedName` and nothing is read; an unknown use case or version raises `NotFound`.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any
 
-from fairway.config import UseCase, paths, resolve, usecase_dirs
+from fairway.config import UseCase, current_usecase_name, paths, resolve, usecase_dirs
 from fairway.fairness import worst_disparate_impact
+
+USECASE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+VERSION = re.compile(r"[1-9][0-9]{0,8}")
+
+
+class RefusedName(ValueError):
+    """A use case or version in a request that is not a plain name or number (a path, `..`, a slash)."""
+
+
+class NotFound(LookupError):
+    """No use case, version or documentation of that name."""
+
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#1f2937}h1{font-size:1.5em}h2{margin-top:1.6em}"
@@ -32,7 +49,19 @@ def _number(value: Any) -> str:
 
 def usecase_names() -> list[str]:
     names = {p.stem for folder in usecase_dirs() if folder.is_dir() for p in folder.glob("*.yaml")}
-    return sorted(names)
+    return sorted(name for name in names if USECASE_NAME.fullmatch(name))
+
+
+def select_usecase(name: str | None) -> UseCase:
+    """The use case a page shows (None: the configured one), by its plain name only: the name is checked before
+    any file is opened, and it must be one of the use cases the use-case folders hold."""
+    name = current_usecase_name() if name is None else name
+    if not USECASE_NAME.fullmatch(name):
+        raise RefusedName(f"{name[:80]!r} is not a use-case name (lower-case letters, digits and _)")
+    known = usecase_names()
+    if name not in known:
+        raise NotFound(f"no use case named {name!r}; the use cases are: {', '.join(known) or 'none'}")
+    return resolve(name)
 
 
 def documentation_link(usecase: str, version: dict[str, Any]) -> str:
@@ -91,13 +120,15 @@ def page(usecase: str | None = None) -> str:
     """The Fairway page of one use case (default: the configured one)."""
     from fairway import registry
 
-    uc = resolve(usecase)
+    uc = select_usecase(usecase)
     status = registry.status(uc)
     champion = status["champion"]
     if champion:
         approval = champion["approval"]
         headline = (f"Champion: <b>{_e(status['model'])} v{_e(champion['version'])}</b>, approved by "
                     f"{_e(approval.get('approver'))} ({_e(approval.get('mode'))}) at {_e(approval.get('decided_at'))}")  # fmt: skip
+        if champion["stopped"]:
+            headline += f" — <b>STOPPED</b>: {_e(champion['stopped'])}"
     else:
         headline = "No champion: no version has passed the gate and been approved yet."
     switch = " ".join(f"<a href='?usecase={_e(n)}'>{_e(n)}</a>" for n in usecase_names())
@@ -113,10 +144,21 @@ def page(usecase: str | None = None) -> str:
 
 def documentation(usecase: str, version: str) -> str:
     """The version's generated technical documentation (HTML) from its MLflow run."""
-    import mlflow
+    from mlflow.exceptions import MlflowException
 
     from fairway import registry
 
-    uc = resolve(usecase)
-    mv = registry.get_version(uc, version)
-    return str(mlflow.artifacts.load_text(f"runs:/{mv.run_id}/documentation/model_documentation.html"))
+    uc = select_usecase(usecase)
+    if not VERSION.fullmatch(version):
+        raise RefusedName(f"{version[:80]!r} is not a model version (a number)")
+    try:
+        mv = registry.get_version(uc, version)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise NotFound(f"{uc.model_name} has no version {version}") from None
+    try:
+        return registry.load_text(str(mv.run_id), "documentation/model_documentation.html")
+    except (MlflowException, OSError):  # not promoted (documentation is written at promotion) or removed
+        raise NotFound(f"{uc.model_name} v{version} has no documentation (it is generated when a version is "
+                       "promoted)") from None  # fmt: skip

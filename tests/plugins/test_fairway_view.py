@@ -1,20 +1,25 @@
-"""The "Fairway" view of the Airflow UI, served by a real `airflow api-server` with plugins/ loaded: over HTTP,
-then rendered by a headless Chromium (its DOM and a screenshot)."""
+"""The "Fairway" view of the Airflow UI, served by a real `airflow api-server` with plugins/ loaded and the simple
+auth manager with a real user and password (no all-admins shortcut): over HTTP without and with an Airflow login,
+then in a headless Chromium that logs in through Airflow's login page (its DOM and a screenshot)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import shutil
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 
+from fairway import ui
 from fairway.config import load_usecase
 from fairway.documentation import model_documentation
 from fairway.inference import pin_champion, score_month
@@ -22,11 +27,16 @@ from fairway.monitoring import check_drift, check_outcomes, record_month
 from tests.bento.serving import free_port
 from tests.champion import feature_store, isolated_home, make_champion
 from tests.conftest import PROJECT
+from tests.plugins.browser import chromium, chromium_binary
+
+USER = "tester"  # role viewer: the least an Airflow user can be
+PAGES = ["/fairway/", "/fairway/documentation/credit_risk/1", "/fairway/reports/credit_risk/monitoring/trends.png",
+         "/fairway/reports/credit_risk/monitoring/2024-06/drift.html"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory, airflow_db):
-    """A champion and two monitored months, then the API server on a free port."""
+def ui_server(tmp_path_factory, airflow_db):
+    """A champion and two monitored months, then the API server on a free port with one viewer account."""
     with isolated_home(tmp_path_factory, "ui-home") as home:
         uc = load_usecase("credit_risk")
         feature_store(uc, customers=1500, months=6, seed=11)
@@ -36,9 +46,19 @@ def ui(tmp_path_factory, airflow_db):
         for month in ("2024-05", "2024-06"):
             score_month(uc, month, pinned, f"ui-{month}")
             record_month(uc, check_drift(uc, month), check_outcomes(uc, month), f"ui-{month}")
+        password, jwt_secret = secrets.token_urlsafe(16), secrets.token_urlsafe(64)
+        passwords = home / "passwords.json"
+        passwords.write_text(json.dumps({USER: password}))
         port = free_port()
-        env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
-               "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}  # fmt: skip
+        env = {
+            key: value for key, value in os.environ.items() if key != "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"
+        }
+        env |= {"AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+                "AIRFLOW__CORE__AUTH_MANAGER":
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret}  # fmt: skip
         airflow = str(Path(sys.executable).parent / "airflow")
         log = open(home / "api-server.log", "w")  # noqa: SIM115
         server = subprocess.Popen([airflow, "api-server", "--port", str(port), "--host", "127.0.0.1"], env=env,
@@ -53,7 +73,10 @@ def ui(tmp_path_factory, airflow_db):
                 assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "api-server not healthy after 120 s"
                 time.sleep(0.5)
-            yield {"url": url, "home": home}
+            login = httpx.post(f"{url}/auth/token", json={"username": USER, "password": password}, timeout=30)
+            assert login.status_code == 201, login.text
+            yield {"url": url, "home": home, "password": password, "jwt_secret": jwt_secret,
+                   "token": login.json()["access_token"]}  # fmt: skip
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(server.pid, signal.SIGTERM)
@@ -64,15 +87,55 @@ def ui(tmp_path_factory, airflow_db):
             log.close()
 
 
-def test_the_plugin_is_registered_with_a_navigation_entry(ui) -> None:
-    plugins = httpx.get(f"{ui['url']}/api/v2/plugins", timeout=20).json()["plugins"]
-    fairway = next(p for p in plugins if p["name"] == "fairway")
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_plugin_is_registered_with_a_navigation_entry(ui_server) -> None:
+    answer = httpx.get(f"{ui_server['url']}/api/v2/plugins", headers=bearer(ui_server["token"]), timeout=20)
+    fairway = next(p for p in answer.json()["plugins"] if p["name"] == "fairway")
     assert fairway["fastapi_apps"][0]["url_prefix"] == "/fairway"
     assert fairway["external_views"][0]["url_route"] == "fairway"
 
 
-def test_the_view_shows_versions_approvals_and_monitoring(ui) -> None:
-    page = httpx.get(f"{ui['url']}/fairway/", timeout=30)
+def test_every_page_and_report_needs_an_airflow_login(ui_server) -> None:
+    url, token = ui_server["url"], ui_server["token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    algorithm = jwt.get_unverified_header(token)["alg"]
+    forged = jwt.encode(claims, "not-the-api-servers-secret-" * 4, algorithm=algorithm)  # the same claims, other key
+    expired = jwt.encode({**claims, "exp": int(time.time()) - 60}, ui_server["jwt_secret"], algorithm=algorithm)
+    for page in PAGES:
+        assert httpx.get(f"{url}{page}", headers=bearer(token), timeout=30).status_code == 200, page
+        assert httpx.get(f"{url}{page}", cookies={"_token": token}, timeout=30).status_code == 200, page
+        for headers, cookies in (({}, {}), (bearer(forged), {}), (bearer(expired), {}), (bearer("garbage"), {}),
+                                 ({}, {"_token": forged}), ({}, {"_token": expired}),
+                                 ({"Authorization": f"Basic {token}"}, {})):  # fmt: skip
+            answer = httpx.get(f"{url}{page}", headers=headers, cookies=cookies, timeout=30)
+            assert answer.status_code == 401, (page, headers, cookies, answer.status_code)
+            assert answer.headers["www-authenticate"] == "Bearer" and "log in to Airflow" in answer.json()["detail"]
+            assert "Annex IV" not in answer.text and "credit-risk" not in answer.text
+    # a forged cookie is not trusted over a valid header, nor the other way round: the header wins, as in the core API
+    assert (
+        httpx.get(f"{url}/fairway/", headers=bearer(token), cookies={"_token": forged}, timeout=30).status_code == 200
+    )
+    assert (
+        httpx.get(f"{url}/fairway/", headers=bearer(forged), cookies={"_token": token}, timeout=30).status_code == 401
+    )
+
+
+def test_a_browser_without_a_session_is_sent_to_the_airflow_login_and_back(ui_server) -> None:
+    url = ui_server["url"]
+    answer = httpx.get(f"{url}/fairway/?usecase=credit_risk", headers={"Accept": "text/html,*/*;q=0.8"}, timeout=30)
+    assert answer.status_code == 303
+    location = urlsplit(answer.headers["location"])
+    assert location.path == "/auth/login"
+    assert parse_qs(location.query)["next"] == [f"{url}/fairway/?usecase=credit_risk"]
+    assert httpx.get(f"{url}{location.path}", timeout=30).status_code == 200  # Airflow's login page answers
+
+
+def test_the_view_shows_versions_approvals_and_monitoring(ui_server) -> None:
+    url, auth = ui_server["url"], bearer(ui_server["token"])
+    page = httpx.get(f"{url}/fairway/", headers=auth, timeout=30)
     assert page.status_code == 200
     text = page.text
     assert "Champion: <b>credit-risk v1</b>, approved by tester" in text
@@ -80,29 +143,75 @@ def test_the_view_shows_versions_approvals_and_monitoring(ui) -> None:
     assert "2024-05" in text and "2024-06" in text and "trends.png" in text
     for link in ("reports/credit_risk/monitoring/index.html", "reports/credit_risk/monitoring/2024-06/drift.html",
                  "reports/credit_risk/monitoring/trends.png"):  # fmt: skip
-        assert httpx.get(f"{ui['url']}/fairway/{link}", timeout=30).status_code == 200, link
-    documentation = httpx.get(f"{ui['url']}/fairway/documentation/credit_risk/1", timeout=30)
+        assert httpx.get(f"{url}/fairway/{link}", headers=auth, timeout=30).status_code == 200, link
+    documentation = httpx.get(f"{url}/fairway/documentation/credit_risk/1", headers=auth, timeout=30)
     assert documentation.status_code == 200 and "Annex IV" in documentation.text
-    assert httpx.get(f"{ui['url']}/fairway/documentation/credit_risk/99", timeout=30).status_code == 404
 
 
-def test_chromium_renders_the_view_with_its_content(ui, tmp_path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+def test_unknown_use_cases_and_versions_answer_404_with_a_message(ui_server) -> None:
+    url, auth = ui_server["url"], bearer(ui_server["token"])
+    for path, message in (("/fairway/?usecase=nosuch", "no use case named 'nosuch'; the use cases are: "),
+                          ("/fairway/documentation/nosuch/1", "no use case named 'nosuch'"),
+                          ("/fairway/documentation/credit_risk/99", "credit-risk has no version 99"),
+                          ("/fairway/reports/credit_risk/monitoring/1999-01/drift.html", "Not Found")):  # fmt: skip
+        answer = httpx.get(f"{url}{path}", headers=auth, timeout=30)
+        assert answer.status_code == 404, (path, answer.status_code, answer.text[:300])
+        assert message in answer.json()["detail"], (path, answer.text[:300])
+
+
+def test_a_use_case_that_is_not_a_plain_name_is_refused(ui_server, tmp_path) -> None:
+    """Paths that would reach a real, valid use-case file (a copy outside the use-case folders, the built-in one
+    through `..`) are refused as names, before any lookup."""
+    url, auth = ui_server["url"], bearer(ui_server["token"])
+    outside = tmp_path / "credit_risk.yaml"
+    outside.write_text((PROJECT / "include" / "fairway" / "usecases" / "credit_risk.yaml").read_text())
+    for name in (str(outside), str(outside.with_suffix("")), "../usecases/credit_risk", "credit_risk/../credit_risk",
+                 "..", "credit_risk\n", "Credit_Risk", "credit_risk.yaml"):  # fmt: skip
+        answer = httpx.get(f"{url}/fairway/", params={"usecase": name}, headers=auth, timeout=30)
+        assert answer.status_code == 400, (name, answer.status_code, answer.text[:300])
+        assert "is not a use-case name" in answer.json()["detail"]
+    for path in ("/fairway/documentation/..%2Fusecases%2Fcredit_risk/1", "/fairway/documentation/credit_risk/..%2F1",
+                 "/fairway/documentation/credit_risk/1.0", "/fairway/reports/..%2F..%2Fmlflow.db",
+                 "/fairway/reports/%2E%2E/mlflow.db"):  # fmt: skip
+        answer = httpx.get(f"{url}{path}", headers=auth, timeout=30)
+        assert answer.status_code in (400, 404), (path, answer.status_code)
+        assert "SQLite" not in answer.text
+
+
+def test_refused_names_are_never_looked_up(monkeypatch) -> None:
+    """In process: a refused name reaches neither the use-case lookup nor the registry."""
+    looked_up: list[object] = []
+    monkeypatch.setattr(ui, "resolve", lambda name: looked_up.append(name))
+    monkeypatch.setattr(ui, "usecase_dirs", lambda: looked_up.append("dirs") or [])
+    for name in ("../usecases/credit_risk", "/etc/passwd", "credit_risk.yaml", "a/b", ""):
+        with pytest.raises(ui.RefusedName):
+            ui.page(name)
+        with pytest.raises(ui.RefusedName):
+            ui.documentation(name, "1")
+    assert looked_up == []
+    with pytest.raises(ui.NotFound, match="no use case named 'credit_risk'; the use cases are: none"):
+        ui.select_usecase("credit_risk")  # a plain name, but no folder holds it here
+    assert looked_up == ["dirs"]
+
+
+def test_chromium_logs_in_and_renders_the_view_with_its_content(ui_server, tmp_path) -> None:
+    binary = chromium_binary()
+    if binary is None:
         pytest.skip("chromium not installed: `make stack-deps` installs Debian's chromium")
-    flags = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        f"--user-data-dir={tmp_path}",
-    ]
-    dom = subprocess.run([*flags, "--dump-dom", f"{ui['url']}/fairway/"], capture_output=True, text=True, timeout=120)
-    assert "credit-risk v1" in dom.stdout and "Monthly monitoring" in dom.stdout
-    shot = tmp_path / "fairway.png"
-    subprocess.run([*flags, "--window-size=1280,1000", f"--screenshot={shot}", f"{ui['url']}/fairway/"],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    url = ui_server["url"]
+    with chromium(binary, tmp_path / "profile") as browser:
+        browser.navigate(f"{url}/fairway/")
+        assert browser.wait_for("location.pathname") == "/auth/login", browser.location()  # no session yet
+        browser.type_into("input[name=username]", USER)
+        browser.type_into("input[type=password]", ui_server["password"])
+        browser.wait_for("!document.querySelector('button[type=submit]').disabled")
+        browser.evaluate("document.querySelector('button[type=submit]').click()")
+        browser.wait_for(f"location.href === {json.dumps(f'{url}/fairway/')} && document.readyState === 'complete'")
+        dom = browser.evaluate("document.documentElement.outerHTML")
+        assert "credit-risk v1" in dom and "Monthly monitoring" in dom
+        browser.wait_for("[...document.images].every(image => image.complete && image.naturalWidth > 0)")
+        shot = tmp_path / "fairway.png"
+        shot.write_bytes(browser.screenshot(1280, 1000))
     from matplotlib.image import imread
 
     pixels = imread(shot)
