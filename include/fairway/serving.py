@@ -205,7 +205,8 @@ class ChampionWatch:
         self.usecase, self.version, self.every = usecase, str(version), every
         self._check = serving_refusal
         self.reason = self._safe(model_folder)
-        self.intact = self.reason is None or "packaged model files" not in self.reason
+        # evidence that does not match (model files, gate report) stays refused until a restart with the right bento
+        self.evidence = self.reason if self.reason != self._safe(None) else None
         self.checked = time.monotonic()
 
     def _safe(self, model_folder: Path | None) -> str | None:
@@ -217,8 +218,8 @@ class ChampionWatch:
 
     def refusal(self) -> str | None:
         """Why no decision may be made now (None: the version is the ledger's serving champion)."""
-        if not self.intact:
-            return self.reason  # files that do not match stay refused until a restart with the right bento
+        if self.evidence is not None:
+            return self.evidence
         now = time.monotonic()
         if now - self.checked >= self.every:
             self.reason, self.checked = self._safe(None), now

@@ -116,8 +116,13 @@ def serving_refusal(usecase: UseCase | str | None, version: str, model_folder: P
         current = f"v{state.serving}" if state.serving else "none"
         return (f"this service holds {uc.model_name} v{version}, the promotion ledger's champion is {current}: "
                 "restart the service with the champion's bento")  # fmt: skip
-    if model_folder is not None and registry.model_files_sha256(model_folder) != state.since.payload["model_sha256"]:
-        return f"{uc.model_name} v{version}: the packaged model files are not the ones the ledger approved"
+    if model_folder is not None:
+        if registry.model_files_sha256(model_folder) != state.since.payload["model_sha256"]:
+            return f"{uc.model_name} v{version}: the packaged model files are not the ones the ledger approved"
+        try:
+            _check_gate_report(uc, str(version), state.since)
+        except ChampionRefused as error:
+            return str(error)
     return None
 
 
