@@ -212,3 +212,38 @@ def test_a_decision_that_cannot_be_recorded_is_not_returned(service) -> None:
         with log.engine.begin() as connection:
             connection.execute(sa.text("ALTER TABLE fairway_decisions_away RENAME TO fairway_decisions"))
     assert _post(service, "/predict_features", {"applicant": APPLICANT}).status_code == 200
+
+
+def test_a_stop_answers_503_with_the_reason_within_seconds_and_a_rollback_resumes(service) -> None:
+    """Last in this module: the running service follows the promotion ledger without a restart."""
+    import time
+
+    from fairway import promotion
+
+    uc, applicant = service["uc"], {"applicant": APPLICANT}
+    assert _post(service, "/predict_features", applicant).status_code == 200
+    rows = _rows(service)
+    promotion.stop(uc, "complaints about declines in the east", "airflow:ops")
+    deadline, answer, answered = time.monotonic() + 15, None, 0
+    while time.monotonic() < deadline:
+        answer = _post(service, "/predict_features", applicant)
+        if answer.status_code == 503:
+            break
+        answered += answer.status_code == 200  # decided before the check came round (at most every 2 s)
+        time.sleep(0.5)
+    assert answer is not None and answer.status_code == 503, answer.text if answer else None
+    assert answer.json()["error"].startswith("model stopped by airflow:ops at ")
+    assert answer.json()["error"].endswith(": complaints about declines in the east")
+    assert httpx.get(f"{service['url']}/readyz", timeout=10).status_code == 503
+    assert httpx.get(f"{service['url']}/model", timeout=10).json()["serving"] is False
+    assert answered <= 6 and _rows(service) == rows + answered  # a refused request is no decision
+    request = promotion.rollback_request(uc, None, "the data feed is fixed")
+    approval = promotion.approval_from_response(
+        {"chosen_options": ["Approve"], "params_input": {}, "responded_at": "2031-03-01T00:00:00+00:00",
+         "responded_by_user": {"id": "o", "name": "olga"}}, request)  # fmt: skip
+    promotion.rollback(uc, request, approval)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and answer.status_code != 200:
+        time.sleep(0.5)
+        answer = _post(service, "/predict_features", applicant)
+    assert answer.status_code == 200 and answer.json()["model_version"] == service["version"]
