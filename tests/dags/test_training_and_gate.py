@@ -247,3 +247,55 @@ def test_promotion_is_refused_without_a_passing_gate_or_for_other_evidence(lifec
     with pytest.raises(registry.PromotionRefused, match="other evidence"):
         promote(uc, gated, {**approval, "evidence_sha256": "0" * 64})
     assert champion(uc) is None
+
+
+def test_model_control_stops_at_once_and_rolls_back_only_with_a_person(lifecycle, monkeypatch) -> None:
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    from fairway import ledger
+    from fairway.inference import ScoringError, pin_champion
+    from tests.conftest import DAGS
+
+    uc = lifecycle["uc"]
+    monkeypatch.setenv("FAIRWAY_APPROVAL_MODE", "auto")
+    train(lifecycle, ALL)
+    gate(lifecycle)
+    assert champion(uc) == "1"
+    control = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS).get_dag("model_control")
+    conf = {"usecase": "credit_risk", "version": None}
+    stopped, states = run(control, {**conf, "action": "stop", "reason": "complaints about declines"})
+    assert stopped.state == "success" and states["stop_model"] == "success", states
+    assert states["request_rollback"] == "skipped" and states["package"] == "skipped"
+    assert champion(uc) is None and registry.get_version(uc, "1").tags["fairway.status"] == "stopped"
+    with pytest.raises(ScoringError, match="model stopped by airflow:.* at .*: complaints about declines"):
+        pin_champion(uc)
+
+    # a rollback is a promotion: FAIRWAY_APPROVAL_MODE=auto does not apply, a person answers; first a rejection
+    seen: dict = {}
+    thread = answer_in_background("model_control", "approve_rollback", "Reject", "not yet", "carla", seen)
+    rejected, states = run(control, {**conf, "action": "rollback", "reason": "the data feed is fixed"})
+    thread.join(timeout=10)
+    assert "error" not in seen and "Roll **credit-risk** back to **v1**" in seen["body"]
+    assert states["apply_rollback"] == "skipped" and states["record_review"] == "success", states
+    assert champion(uc) is None
+    assert [e.action for e in ledger.entries(uc.model_name)][-1] == "approval"
+    thread = answer_in_background("model_control", "approve_rollback", "Approve", "checked the feed", "olga", seen)
+    rolled, states = run(control, {**conf, "action": "rollback", "reason": "the data feed is fixed"})
+    thread.join(timeout=10)
+    assert rolled.state == "success" and states["package"] == "success", states
+    assert champion(uc) == "1" and pin_champion(uc)["version"] == "1"
+    last = ledger.entries(uc.model_name)[-1]
+    assert (last.action, last.actor, last.payload["reason"]) == ("rollback", "olga", "the data feed is fixed")
+
+
+def test_a_path_as_usecase_is_refused_before_anything_runs(lifecycle) -> None:
+    """The attack of a REST trigger: a copy of the config with loose thresholds, passed where a name belongs."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from fairway.config import ConfigError
+    from fairway.promotion import gate_candidate
+
+    with pytest.raises(ParamValidationError):
+        run(lifecycle["gate"], {"usecase": "/tmp/loose_copy.yaml", "version": "1"})
+    with pytest.raises(ConfigError, match="is not a use-case name"):
+        gate_candidate("/tmp/loose_copy.yaml", "1")
