@@ -250,7 +250,12 @@ Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate repo
 - Decision: {approval.get("decision")} by **{approval.get("approver")}** ({approval.get("mode")} mode) at {approval.get("decided_at")}.
 - Comment: {approval.get("comment") or "(none given)"}
 - The approval covers the evidence with SHA-256 `{approval.get("evidence_sha256")}`.
-- To stop the model: delete or move the `champion` alias of `{uc.model_name}` in MLflow, or pause the scoring DAGs in Airflow.
+- The approval and the promotion are entries of Fairway's signed, hash-chained promotion ledger, bound to the model
+  files' SHA-256, the training frame's fingerprint and the gate report's SHA-256; `fairway verify` re-checks them.
+- To stop the model: the `model_control` DAG (action stop, with a reason) or `fairway stop --reason TEXT`. The
+  service then refuses every decision with the reason within seconds and batch scoring refuses to run; a rollback
+  to an earlier approved version needs a person's approval in the same DAG. Moving the MLflow alias by hand does
+  not change which version may score.
 
 ## 8. Model card for deployers (Art. 13)
 - Works as measured above for the population of the training window. It works worst for
@@ -261,7 +266,8 @@ Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate repo
   are listed in the catalogue above with their justification.
 
 ## 9. Lifecycle and post-market monitoring (Annex IV 6 and 9, Art. 72)
-- Previous champion: {previous}. Every version, its gate decision and approval are kept in the MLflow registry.
+- Previous champion: {previous}. Every gate decision, approval, promotion, stop and rollback is kept in the promotion
+  ledger; the MLflow registry mirrors them on each version's tags.
 - Monitoring: monthly data drift (retraining requested when the share of drifted columns exceeds
   {uc.drift.share_of_drifted_columns_max}) and, once labels arrive, performance and the fairness rules above.
 """
