@@ -135,7 +135,11 @@ def _engine(url: str) -> sa.Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
-    _METADATA.create_all(engine, checkfirst=True)
+    try:
+        _METADATA.create_all(engine, checkfirst=True)
+    except sa.exc.DatabaseError:  # another process created the table between the check and the CREATE
+        if not sa.inspect(engine).has_table(TABLE.name):
+            raise
     return engine
 
 
