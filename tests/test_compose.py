@@ -14,7 +14,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 import yaml
 from compose_spec import PyCompose
 
+from tests.bento.serving import stop_process
 from tests.conftest import PROJECT
 
 FILES = ["docker-compose.yaml", "docker-compose.celery.yaml"]
@@ -353,11 +353,5 @@ def test_the_compose_mlflow_server_refuses_requests_without_a_login(tmp_path) ->
         assert created.status_code == 200, created.text
         assert httpx.get(search, auth=admin, headers={"Host": "evil.example"}, timeout=10).status_code == 403
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process(server)
         log.close()

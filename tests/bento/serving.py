@@ -14,6 +14,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include"))
 from local_stack import terminate_tree, wait_healthy  # noqa: E402
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session: its group and every descendant, SIGKILL after a grace period
+    (local_stack.terminate_tree), then reap it."""
+    terminate_tree(process.pid)
+    process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,9 +8,7 @@ import base64
 import contextlib
 import itertools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +17,8 @@ from typing import Any
 
 import httpx
 from websockets.sync.client import ClientConnection, connect
+
+from tests.bento.serving import stop_process
 
 
 def chromium_binary() -> str | None:
@@ -93,13 +93,7 @@ def chromium(binary: str, profile: Path) -> Iterator[Browser]:
             browser.send("Page.enable")
             yield browser
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process(process)
 
 
 def _wait(probe: Callable[[], Any], what: str, timeout: float = 60) -> Any:

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from fairway.config import load_usecase
 from fairway.documentation import model_documentation
 from fairway.inference import pin_champion, score_month
 from fairway.monitoring import check_drift, check_outcomes, record_month
-from tests.bento.serving import free_port
+from tests.bento.serving import free_port, stop_process
 from tests.champion import feature_store, isolated_home, make_champion
 from tests.conftest import PROJECT
 from tests.plugins.browser import chromium, chromium_binary
@@ -78,12 +77,7 @@ def ui_server(tmp_path_factory, airflow_db):
             yield {"url": url, "home": home, "password": password, "jwt_secret": jwt_secret,
                    "token": login.json()["access_token"]}  # fmt: skip
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            stop_process(server)
             log.close()
 
 
