@@ -4,10 +4,8 @@ ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
 FROM ${AIRFLOW_IMAGE}
 
 ARG EXTRA_PACKAGES=""
-# Flask-WTF (MLflow's `auth` extra: the basic-auth app of the MLflow server) until requirements.txt pins it
-ARG MLFLOW_AUTH_PACKAGES="flask-wtf==1.3.0 wtforms==3.3.2"
 COPY --chown=airflow:root requirements.txt /opt/fairway/requirements.txt
-RUN pip install --no-cache-dir -r /opt/fairway/requirements.txt ${MLFLOW_AUTH_PACKAGES} ${EXTRA_PACKAGES}
+RUN pip install --no-cache-dir -r /opt/fairway/requirements.txt ${EXTRA_PACKAGES}
 
 COPY --chown=airflow:root pyproject.toml README.md /opt/fairway/
 COPY --chown=airflow:root include /opt/fairway/include

@@ -8,6 +8,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 UV_VERSION := 0.13.9
 USECASE ?= credit_risk
 PORT ?= 3000
+EXECUTOR ?= local
 
 export FAIRWAY_HOME ?= $(CURDIR)/.fairway
 export FAIRWAY_USECASE := $(USECASE)
@@ -59,10 +60,10 @@ demo: setup  ## generate data, apply the Feast repo and run the DAGs month by mo
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/python include/demo.py --usecase $(USECASE)
 
-up: setup  ## local stack without Docker: Airflow standalone (+ Fairway view), MLflow server, the champion's service
-	$(BIN)/python include/local_stack.py up
+up: setup  ## stack without Docker: EXECUTOR=local (Airflow standalone, SQLite) or celery (PostgreSQL, Redis, 2 workers)
+	$(BIN)/python include/local_stack.py up --executor $(EXECUTOR)
 
-down:  ## stop every process `make up` started
+down:  ## stop every process `make up` started (either executor)
 	$(BIN)/python include/local_stack.py down
 
 serve: setup  ## bentoml serve the packaged champion on PORT (default 3000)
@@ -74,6 +75,7 @@ bench: setup  ## benchmarks: ratios against their baselines, results under bench
 	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_reasons.py
+	$(BIN)/python bench/bench_lifecycle.py
 
 clean:  ## delete everything Fairway made (FAIRWAY_HOME); keeps .venv
 	rm -rf $(FAIRWAY_HOME)

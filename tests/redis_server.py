@@ -1,43 +1,27 @@
-"""A real, throw-away Redis server for tests (Debian's redis-server, which `make stack-deps` installs): a free
-port on 127.0.0.1, no persistence; stopped afterwards. Skipped, with the reason, only when it cannot start."""
+"""A real, throw-away Redis server for tests (Debian's redis-server, which `make stack-deps` installs; see
+include/local_services.py): a free port on 127.0.0.1, no persistence; stopped afterwards. Skipped, with the
+reason, only when it cannot start."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
-import subprocess
-import time
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.bento.serving import free_port
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+from local_services import Redis, ServiceUnavailable, free_port  # noqa: E402
 
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
     """Yield `host:port` of a fresh Redis server."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not installed: `make stack-deps` installs Debian's redis-server")
-    port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"redis-server did not start on port {port}")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
+    server = Redis(free_port())
+    with contextlib.ExitStack() as stack:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            stack.enter_context(server.running())
+        except ServiceUnavailable as error:
+            pytest.skip(f"Redis cannot be run here: {error}")
+        yield server.address()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import configparser
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -306,8 +305,6 @@ def test_the_compose_mlflow_command_refuses_the_placeholders_of_env_example() ->
 def test_the_compose_mlflow_server_refuses_requests_without_a_login(tmp_path) -> None:
     """The mlflow service's own entrypoint, command and environment with real secrets, run here on 127.0.0.1
     (SQLite for PostgreSQL, a temporary folder for the volume)."""
-    if importlib.util.find_spec("flask_wtf") is None:
-        pytest.skip("MLflow's basic-auth app needs Flask-WTF (mlflow[auth]); requirements.txt does not pin it yet")
     from tests.bento.serving import free_port
 
     secrets_env = {k: (secrets.token_hex(16) if v == "CHANGE-ME" else v) for k, v in env_example().items()}

@@ -1,0 +1,257 @@
+"""As a user, on `make up`'s stack (LocalExecutor on SQLite; CeleryExecutor with two workers on PostgreSQL and
+Redis): the whole lifecycle through the real scheduler, the command line and Airflow's REST API (see
+tests/e2e/lifecycle.py), then what it left: the runs and their states, the registry with its approvals, the
+prediction records, the monitoring reports, the service answering with the new champion after a restart, no file
+in the repository checkout, and no process after `make down`.
+
+One stack per executor, shared by the tests of this module (module-scoped, parametrized)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tests.bento.serving import free_port
+from tests.e2e import lifecycle
+from tests.e2e.lifecycle import COMMENT, STACK, USECASE, Scenario, Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+PROJECT = lifecycle.PROJECT
+SCENARIO = Scenario()
+# what the stack's settings decide; a value inherited from the test session would override them
+INHERITED = ("MLFLOW_TRACKING_URI", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__EXECUTOR", "BENTOML_HOME",
+             "FAIRWAY_APPROVAL_MODE", "FAIRWAY_DECISION_LOG_URL", "FAIRWAY_LEDGER_URL", "FAIRWAY_FEAST_CONFIG",
+             "FAIRWAY_FEAST_REGISTRY_URL", "FAIRWAY_REDIS_CONNECTION", "FAIRWAY_USECASE", "FAIRWAY_USECASES_DIR",
+             "AIRFLOW__CORE__UNIT_TEST_MODE")  # fmt: skip
+CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis")
+STRAY = ("mlflow.db", "mlruns", "mlartifacts", "airflow.cfg", "airflow.db", "logs", "webserver_config.py", "bentoml")
+
+
+def checkout_state() -> set[str]:
+    """`git status --porcelain --ignored` of the checkout, without the caches and the venv."""
+    status = subprocess.run(["git", "-C", str(PROJECT), "status", "--porcelain", "--ignored"], capture_output=True,
+                            text=True, check=True).stdout.splitlines()  # fmt: skip
+    return {line for line in status if not any(part in line for part in (*CACHES, ".venv"))}
+
+
+def new_in_checkout(before: set[str], after: set[str]) -> list[str]:
+    """Entries that appeared. Work on the sources goes on while the stack runs (people edit, tests write their
+    caches): edits of tracked files and new Python or Markdown files in source folders are not the stack's."""
+    sources = ("include/", "dags/", "plugins/", "tests/", "bench/", "bento/", "docker/", "feature_repo/")
+    found = []
+    for line in sorted(after - before):
+        status, path = line[:2], line[3:]
+        if status.strip() in ("M", "MM", "AM", "A", "D", "R"):
+            continue
+        if path.startswith(sources) and path.endswith((".py", ".md", ".yaml", ".yml", ".json")):
+            continue
+        found.append(line)
+    return found
+
+
+def stray_files(since: float) -> list[str]:
+    """Files with the names an Airflow, MLflow or BentoML process writes into its working directory, made in the
+    checkout (outside .git, .venv and .fairway) since `since`."""
+    found = []
+    for root, dirs, files in os.walk(PROJECT):
+        dirs[:] = [d for d in dirs if d not in (".git", ".venv", ".fairway", *CACHES)]
+        for name in [*files, *dirs]:
+            path = Path(root) / name
+            if name in STRAY and path.stat().st_mtime >= since:
+                found.append(str(path.relative_to(PROJECT)))
+    return found
+
+
+@pytest.fixture(scope="module", params=["local", "celery"])
+def run(request):  # noqa: ANN201
+    executor = request.param
+    # the postgres user (the cluster's owner when tests run as root) must reach FAIRWAY_HOME/run/postgres
+    root = Path(tempfile.mkdtemp(prefix=f"fairway-e2e-{executor}-"))
+    root.chmod(0o755)
+    home = root / "home"
+    ports = {name: free_port() for name in
+             ("AIRFLOW_PORT", "MLFLOW_PORT", "SERVICE_PORT", "POSTGRES_PORT", "REDIS_PORT")}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    env.update({**{k: str(v) for k, v in ports.items()}, "FAIRWAY_HOME": str(home),
+                "AIRFLOW_HOME": str(home / "airflow"), "FAIRWAY_PSEUDONYM_KEY": "e2e-key"})  # fmt: skip
+    before, since = checkout_state(), time.time()
+    try:
+        up_seconds = lifecycle.up(env, executor)
+        stack = Stack.from_home(home, env)
+        print(f"\n{executor}: stack up in {up_seconds:.0f} s")
+        result = lifecycle.run_lifecycle(stack, SCENARIO)
+        started = time.monotonic()
+        restart = subprocess.run([*STACK, "restart-service"], env=env, capture_output=True, text=True, timeout=300)
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        result["phases"]["service restarted"] = round(time.monotonic() - started, 1)
+        yield {"executor": executor, "env": env, "home": home, "stack": stack, "before": before, "since": since,
+               "up_seconds": up_seconds, **result}  # fmt: skip
+    finally:
+        subprocess.run([*STACK, "down"], env=env, capture_output=True, text=True, timeout=300)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def champion(run: dict[str, Any]) -> Any:
+    from mlflow import MlflowClient
+
+    uri = run["stack"].env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return client, client.get_model_version_by_alias("credit-risk", "champion")
+
+
+def test_every_run_succeeded_through_the_scheduler(run) -> None:
+    stack, months, scored = run["stack"], run["months"], run["scored"]
+    features = stack.runs("feature_pipeline")
+    # one backfill run per month and none of its own: unpausing scheduled no interval without data
+    assert sorted(r["logical_date"][:7] for r in features) == months
+    assert {r["run_type"] for r in features} == {"backfill"}
+    batch = stack.runs("batch_inference")
+    assert sorted(r["logical_date"][:7] for r in batch) == scored and {r["run_type"] for r in batch} == {"backfill"}
+    training = stack.runs("training")
+    assert [r["run_type"] for r in training] == ["manual", "asset_triggered"]
+    assert [r["run_type"] for r in stack.runs("fairness_gate")] == ["asset_triggered"] * 2
+    assert [r["run_type"] for r in stack.runs("monitoring")] == ["asset_triggered"] * len(scored)
+    for dag_id in ("feature_pipeline", "training", "fairness_gate", "batch_inference", "monitoring"):
+        assert {r["state"] for r in stack.runs(dag_id)} == {"success"}, dag_id
+    # the retraining ran on the request of the drifted month: its window ends there, its lineage names the drift
+    frame = stack.xcom("training", run["runs"]["training"][1], "build_training_frame")
+    assert frame["window_end"] == scored[-1]
+    assert any(reason.startswith(f"data drift in {scored[-1]}") for reason in frame["trigger"]), frame["trigger"]
+    # both gates waited for a person and were answered through the REST API; while they waited, nothing moved
+    assert stack.waiting_champion == dict(zip(run["runs"]["fairness_gate"], [None, "1"], strict=True))
+    for gate in run["runs"]["fairness_gate"]:
+        states = {t["task_id"]: t["state"] for t in stack.task_instances("fairness_gate", gate)}
+        assert states["human_approval"] == states["promote"] == states["package"] == "success", states
+        assert states["auto_approval"] == states["reject_candidate"] == "skipped", states
+
+
+def test_the_registry_holds_the_approved_retrained_champion(run) -> None:
+    client, current = champion(run)
+    assert str(current.version) == "2"
+    first = client.get_model_version("credit-risk", "1")
+    for version in (first, current):
+        tags = version.tags
+        assert tags["fairway.gate_decision"] == "pass", tags
+        assert tags["fairway.approval.decision"] == "approved"
+        assert tags["fairway.approval.approver"] == "admin"  # the user whose token answered
+        assert tags["fairway.approval.comment"] == COMMENT
+        assert tags["fairway.approval.mode"] == "human"
+        assert len(tags["fairway.gate_report_sha256"]) == 64
+        assert tags["fairway.approval.evidence_sha256"] == tags["fairway.gate_report_sha256"]
+        assert tags["fairway.bento"].startswith("fairway_credit_risk:")
+        assert tags["fairway.documentation"].endswith("model_documentation.html")
+        written = run["home"] / "reports" / USECASE / "documentation" / f"credit-risk-v{version.version}"
+        assert (written / "model_documentation.html").stat().st_size > 10_000
+    assert current.tags["fairway.previous_champion"] == "1"
+
+
+def test_prediction_records_of_the_scored_months(run) -> None:
+    home = run["home"]
+    for month in run["scored"]:
+        records = pd.read_parquet(home / "records" / USECASE / "predictions" / f"{month}.parquet")
+        snapshot = pd.read_parquet(home / "data" / "raw" / USECASE / month / "snapshot.parquet")
+        assert len(records) == len(snapshot) > 1000
+        assert set(records["model_version"]) == {"1"}  # scored before the retraining
+        assert records["subject"].is_unique and not records["subject"].isin(snapshot["customer_id"]).any()
+
+
+def test_monitoring_reports_and_the_retraining_request(run) -> None:
+    folder = run["home"] / "reports" / USECASE / "monitoring"
+    history = pd.read_csv(folder / "history.csv", dtype={"month": str, "judged_month": str})
+    assert list(history["month"]) == run["scored"]
+    quiet, drifted = history.iloc[0], history.iloc[-1]
+    assert not quiet["retraining_requested"]
+    assert drifted["retraining_requested"] and drifted["drift_share"] >= 0.3
+    assert "data drift" in drifted["reasons"]
+    assert drifted["judged_month"] == run["scored"][0]  # the first scored month's decisions met their outcomes
+    for month in run["scored"]:
+        assert (folder / month / "drift.html").stat().st_size > 10_000
+    assert (folder / "index.html").is_file()
+
+
+def test_the_restarted_service_answers_with_the_new_champion(run) -> None:
+    _, current = champion(run)
+    service = run["stack"].env["SERVICE_URL"]
+    model = httpx.get(f"{service}/model", timeout=30)
+    assert model.status_code == 200 and model.json()["mlflow_version"] == str(current.version)
+    answer = httpx.post(f"{service}/predict", json={"customer_id": "C0000001"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == str(current.version)
+    # the decision is recorded in the stack's decision log (PostgreSQL with Celery, SQLite locally)
+    url = run["stack"].env.get("FAIRWAY_DECISION_LOG_URL") or (
+        f"sqlite:///{run['home'] / 'records' / USECASE / 'decisions.db'}"
+    )
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT model_version FROM fairway_decisions WHERE request_id = :r"),
+                                  {"r": answer.json()["request_id"]}).all()  # fmt: skip
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(str(current.version),)]
+
+
+def test_the_stack_kept_its_state_where_its_settings_say(run) -> None:
+    """Celery: the tasks spread over both workers; Airflow's runs and Celery's results in PostgreSQL, Feast's
+    registry in PostgreSQL and its online store in Redis. Local: Airflow standalone on SQLite, Feast embedded."""
+    import redis
+
+    env, home = run["stack"].env, run["home"]
+    expected_runs = len(run["months"]) + 2 + 2 + 2 * len(run["scored"])
+    if run["executor"] == "local":
+        assert "AIRFLOW__CORE__EXECUTOR" not in env and "FAIRWAY_FEAST_CONFIG" not in env
+        airflow_db = f"sqlite:///{home / 'airflow' / 'airflow.db'}"
+        registry_db = f"sqlite:///{home / 'feast' / USECASE / 'registry.db'}"
+        assert (home / "feast" / USECASE / "online.db").stat().st_size > 100_000
+        assert env["MLFLOW_TRACKING_URI"] == f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    else:
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        logs = home / "run"
+        received = {
+            name: (logs / f"{name}.log").read_text().count("execute_workload") for name in ("worker-1", "worker-2")
+        }
+        assert all(count > 0 for count in received.values()), received  # both workers ran tasks
+        airflow_db, registry_db = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], env["FAIRWAY_FEAST_REGISTRY_URL"]
+        assert airflow_db.startswith("postgresql") and registry_db.startswith("postgresql")
+        assert env["MLFLOW_TRACKING_URI"].startswith("postgresql") and env["FAIRWAY_LEDGER_URL"].startswith(
+            "postgresql"
+        )
+        engine = sa.create_engine(airflow_db)
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM celery_taskmeta")).scalar() > 0  # results
+        engine.dispose()
+        host, port = env["FAIRWAY_REDIS_CONNECTION"].split(":")
+        assert redis.Redis(host=host, port=int(port), db=0).dbsize() > 1000  # one key per customer online
+        password = (home / "run" / "postgres" / "password").read_text().strip()
+        commands = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert password not in commands  # the database password is in no command line (`ps` shows them to all)
+    engine = sa.create_engine(airflow_db)
+    with engine.connect() as connection:
+        succeeded = connection.execute(sa.text("SELECT count(*) FROM dag_run WHERE state = 'success'")).scalar()
+    engine.dispose()
+    assert succeeded == expected_runs
+    engine = sa.create_engine(registry_db)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == 3
+    engine.dispose()
+
+
+def test_nothing_was_written_into_the_checkout(run) -> None:
+    assert new_in_checkout(run["before"], checkout_state()) == []
+    assert stray_files(run["since"]) == []
+
+
+def test_down_stops_every_process(run) -> None:
+    seconds, output = lifecycle.down(run["env"])
+    assert "left" not in output, output
+    left = subprocess.run(["pgrep", "-f", str(run["home"])], capture_output=True, text=True).stdout.split()
+    assert left == [], f"processes still using {run['home']}: {left}"
+    print(f"\n{run['executor']}: up {run['up_seconds']:.0f} s, phases {run['phases']}, down {seconds:.0f} s")
