@@ -66,11 +66,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summarise_tasks(rows: list[dict]) -> dict:
+    rows = [r for r in rows if r["state"] == "success"]
     overhead = [r["queued_to_start_s"] for r in rows]
+    waiting = [r["scheduled_to_queued_s"] for r in rows]
     durations = [r["duration_s"] or 0.0 for r in rows]
     return {"tasks": len(rows), "overhead_median_s": round(percentile(overhead, 0.5), 2),
             "overhead_p90_s": round(percentile(overhead, 0.9), 2), "overhead_total_s": round(sum(overhead), 1),
-            "task_seconds_total": round(sum(durations), 1)}  # fmt: skip
+            "slot_wait_total_s": round(sum(waiting), 1), "task_seconds_total": round(sum(durations), 1),
+            "task_seconds_median": round(percentile(durations, 0.5), 1)}  # fmt: skip
 
 
 def run_stack(executor: str, scenario: Scenario) -> dict:
@@ -78,7 +81,8 @@ def run_stack(executor: str, scenario: Scenario) -> dict:
     root.chmod(0o755)  # the postgres user reaches FAIRWAY_HOME/run/postgres
     env = base_env(root)
     env.update({name: str(free_port()) for name in
-                ("AIRFLOW_PORT", "MLFLOW_PORT", "SERVICE_PORT", "POSTGRES_PORT", "REDIS_PORT")})  # fmt: skip
+                ("AIRFLOW_PORT", "MLFLOW_PORT", "SERVICE_PORT", "POSTGRES_PORT", "REDIS_PORT",
+                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT")})  # fmt: skip
     try:
         print(f"\n{executor}: make up", flush=True)
         up_seconds = lifecycle.up(env, executor)
@@ -86,9 +90,13 @@ def run_stack(executor: str, scenario: Scenario) -> dict:
         stack = Stack.from_home(root / "home", env)
         result = lifecycle.run_lifecycle(stack, scenario, log=lambda line: print(line, flush=True))
         rows = lifecycle.task_overheads(stack, DAGS)
+        idle = lifecycle.run_idle(stack, DAGS, rows)
         per_dag = {}
         for dag_id in DAGS:
-            per_dag[dag_id] = summarise_tasks([r for r in rows if r["dag_id"] == dag_id])
+            per_dag[dag_id] = {
+                **summarise_tasks([r for r in rows if r["dag_id"] == dag_id]),
+                "run_idle_s": idle[dag_id],
+            }
         down_seconds, _ = lifecycle.down(env)
         return {"executor": executor, "up_s": round(up_seconds, 1), "down_s": round(down_seconds, 1),
                 "lifecycle_s": result["phases"]["lifecycle"], "phases": result["phases"],
@@ -152,9 +160,10 @@ def dagtest_inner(months: list[str], scenario: Scenario) -> dict:
     from sqlalchemy import select
 
     with create_session() as session:
-        durations = [ti.duration or 0.0 for ti in session.scalars(select(TaskInstance)) if ti.start_date]
+        durations = [ti.duration or 0.0 for ti in session.scalars(select(TaskInstance)) if ti.state == "success"]
     return {"executor": "dag.test()", "lifecycle_s": lifecycle_s, "phases": phases,
-            "tasks": {"tasks": len(durations), "task_seconds_total": round(sum(durations), 1)}}  # fmt: skip
+            "tasks": {"tasks": len(durations), "task_seconds_total": round(sum(durations), 1),
+                      "task_seconds_median": round(percentile(durations, 0.5), 1)}}  # fmt: skip
 
 
 def run_dagtest(months: list[str]) -> dict:
@@ -189,16 +198,17 @@ def run_dagtest(months: list[str]) -> dict:
 
 def table(results: list[dict]) -> str:
     baseline = next(r for r in results if r["executor"] == "dag.test()")
-    lines = ["| setup | lifecycle s | vs dag.test() | task seconds | tasks | Airflow overhead per task (queued -> start) median / p90 s | overhead total s | stack up / down s |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| setup | lifecycle s | vs dag.test() | tasks | task s (sum) | task s (median) | queued -> start median / p90 s | queued -> start total s | scheduled -> queued total s | stack up / down s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
-        tasks = r["tasks"]
-        overhead = (f"{tasks['overhead_median_s']:.1f} / {tasks['overhead_p90_s']:.1f}" if "overhead_median_s" in tasks
-                    else "– (in process)")  # fmt: skip
-        total = f"{tasks['overhead_total_s']:.0f}" if "overhead_total_s" in tasks else "–"
+        t = r["tasks"]
+        if "overhead_median_s" in t:
+            overhead = f"{t['overhead_median_s']:.2f} / {t['overhead_p90_s']:.2f} | {t['overhead_total_s']:.0f} | {t['slot_wait_total_s']:.0f}"
+        else:
+            overhead = "– (in process) | – | –"
         updown = f"{r['up_s']:.0f} / {r['down_s']:.0f}" if "up_s" in r else "–"
         lines.append(f"| {r['executor']} | {r['lifecycle_s']:.0f} | {r['lifecycle_s'] / baseline['lifecycle_s']:.2f}x | "
-                     f"{tasks['task_seconds_total']:.0f} | {tasks['tasks']} | {overhead} | {total} | {updown} |")  # fmt: skip
+                     f"{t['tasks']} | {t['task_seconds_total']:.0f} | {t['task_seconds_median']:.1f} | {overhead} | {updown} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -224,9 +234,9 @@ def main() -> int:
     (RESULTS / "lifecycle.json").write_text(json.dumps(summary, indent=2))
     print("\n" + table(results))
     for r in results[1:]:
-        print(f"\n{r['executor']} per DAG: " + ", ".join(
-            f"{dag}: {s['tasks']} tasks, overhead median {s['overhead_median_s']} s, task s {s['task_seconds_total']}"
-            for dag, s in r["per_dag"].items()))  # fmt: skip
+        print(f"\n{r['executor']} per DAG: " + "; ".join(
+            f"{dag}: {s['tasks']} tasks, {s['task_seconds_total']} task s, queued -> start median "
+            f"{s['overhead_median_s']} s, runs idle {s['run_idle_s']} s" for dag, s in r["per_dag"].items()))  # fmt: skip
     print(f"\nresults: {RESULTS / 'lifecycle.json'}")
     return 0
 

@@ -303,12 +303,14 @@ def await_up(name: str, process: Any, ready: Callable[[], bool], where: str, tim
     if process is None:
         return
     log = run_dir() / f"{name}.log"
+    before = ready()  # started alongside others, it may have been up for a while
     try:
         wait_ready(process, ready, f"{name} ({where})", timeout, log, every=0.5)
     except (RuntimeError, TimeoutError) as error:
         stop(name)
         sys.exit(f"{name}: {error}")
-    print(f"  {name:<14} up in {time.monotonic() - process.started:4.1f} s  {where}  (log {log})", flush=True)
+    took = f"{'up within' if before else 'up in'} {time.monotonic() - process.started:4.1f} s"
+    print(f"  {name:<14} {took}  {where}  (log {log})", flush=True)
 
 
 def start(name: str, command: list[str], ready: Callable[[], bool], where: str, env: dict[str, str],

@@ -327,19 +327,48 @@ def run_lifecycle(stack: Stack, scenario: Scenario, log: Any = print) -> dict[st
 
 
 def task_overheads(stack: Stack, dag_ids: list[str]) -> list[dict[str, Any]]:
-    """Every task instance of the DAGs' runs: Airflow's overhead (queued_when -> start_date) and its duration."""
+    """Every task instance that ran, of every run of the DAGs: Airflow's overhead (queued_when -> start_date: the
+    executor taking the task and its process starting; scheduled_when -> queued_when: waiting for a free slot
+    under [core] parallelism) and the task's duration (its process, imports included)."""
     rows = []
     for dag_id in dag_ids:
         for run in stack.runs(dag_id):
             for ti in stack.task_instances(dag_id, run["dag_run_id"]):
                 if not (ti.get("queued_when") and ti.get("start_date")):
                     continue  # skipped tasks never queue
-                queued, start = pd.Timestamp(ti["queued_when"]), pd.Timestamp(ti["start_date"])
+                scheduled, queued = (
+                    pd.Timestamp(ti["scheduled_when"] or ti["queued_when"]),
+                    pd.Timestamp(ti["queued_when"]),
+                )
                 rows.append({"dag_id": dag_id, "run_id": run["dag_run_id"], "task_id": ti["task_id"],
-                             "map_index": ti["map_index"], "state": ti["state"],
-                             "queued_to_start_s": (start - queued).total_seconds(),
-                             "duration_s": ti.get("duration")})  # fmt: skip
+                             "map_index": ti["map_index"], "state": ti["state"], "try_number": ti["try_number"],
+                             "scheduled_to_queued_s": (queued - scheduled).total_seconds(),
+                             "queued_to_start_s": (pd.Timestamp(ti["start_date"]) - queued).total_seconds(),
+                             "duration_s": ti.get("duration"), "start": ti["start_date"], "end": ti["end_date"]})  # fmt: skip
     return rows
+
+
+def run_idle(stack: Stack, dag_ids: list[str], rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per DAG, the seconds its runs were running with none of their tasks executing (the scheduler's loop,
+    waits for a slot, the task processes' start before Airflow marks them running), summed over its runs."""
+    idle: dict[str, float] = {}
+    for dag_id in dag_ids:
+        total = 0.0
+        for run in stack.runs(dag_id):
+            if not (run.get("start_date") and run.get("end_date")):
+                continue
+            spans = sorted((pd.Timestamp(r["start"]), pd.Timestamp(r["end"])) for r in rows
+                           if r["dag_id"] == dag_id and r["run_id"] == run["dag_run_id"] and r["end"])  # fmt: skip
+            busy, cursor = 0.0, None
+            for start, end in spans:
+                start = max(start, cursor) if cursor is not None else start
+                if cursor is None or end > cursor:
+                    busy += max(0.0, (end - start).total_seconds())
+                    cursor = end
+            wall = (pd.Timestamp(run["end_date"]) - pd.Timestamp(run["start_date"])).total_seconds()
+            total += max(0.0, wall - busy)
+        idle[dag_id] = round(total, 1)
+    return idle
 
 
 def up(env: dict[str, str], executor: str, timeout: float = 900) -> float:

@@ -82,6 +82,9 @@ def run(request):  # noqa: ANN201
     ports = {name: free_port() for name in
              ("AIRFLOW_PORT", "MLFLOW_PORT", "SERVICE_PORT", "POSTGRES_PORT", "REDIS_PORT")}  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    # the log servers too (fixed ports by default: 8793, 8794), so that a stack already running here is no obstacle
+    ports.update({"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": free_port(),
+                  "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": free_port()})  # fmt: skip
     env.update({**{k: str(v) for k, v in ports.items()}, "FAIRWAY_HOME": str(home),
                 "AIRFLOW_HOME": str(home / "airflow"), "FAIRWAY_PSEUDONYM_KEY": "e2e-key"})  # fmt: skip
     before, since = checkout_state(), time.time()
