@@ -235,13 +235,18 @@ def replay(model_name: str, found: list[Entry]) -> ChampionState:
     return ChampionState(model_name, state.version, state.since, state.stopped, approved)
 
 
-def state(model_name: str) -> ChampionState:
-    """The model's champion now, from a verified chain (LedgerError naming the problems otherwise)."""
+def verified_entries() -> list[Entry]:
+    """Every entry, once the whole chain verifies (LedgerError naming the problems otherwise)."""
     found = entries()
     problems = verify_chain(found)
     if problems:
         raise LedgerError("the promotion ledger does not verify: " + "; ".join(problems[:5]))
-    return replay(model_name, found)
+    return found
+
+
+def state(model_name: str) -> ChampionState:
+    """The model's champion now, from a verified chain (LedgerError naming the problems otherwise)."""
+    return replay(model_name, verified_entries())
 
 
 def latest(model_name: str, version: str, action: str, found: list[Entry] | None = None) -> Entry | None:

@@ -133,14 +133,6 @@ def _passing_gate(uc: UseCase, version: str, evidence_sha256: str, found: list[l
     return entry
 
 
-def _verified_entries() -> list[ledger.Entry]:
-    found = ledger.entries()
-    problems = ledger.verify_chain(found)
-    if problems:
-        raise ledger.LedgerError("the promotion ledger does not verify: " + "; ".join(problems[:5]))
-    return found
-
-
 def promote(usecase: UseCase | str | None, gated: dict[str, Any], approval: dict[str, Any]) -> dict[str, Any]:
     """Append the approval and the promotion to the ledger, then move `champion` (refused unless the ledger's
     latest gate decision for the version passed and this very evidence was approved)."""
@@ -149,7 +141,7 @@ def promote(usecase: UseCase | str | None, gated: dict[str, Any], approval: dict
     record = registry.Approval(**approval)
     if record.decision != "approved":
         raise PromotionRefused(f"{uc.model_name} v{version}: approval decision is {record.decision!r}")
-    found = _verified_entries()
+    found = ledger.verified_entries()
     gate_entry = _passing_gate(uc, version, record.evidence_sha256, found)
     approved = ledger.append(uc.name, uc.model_name, version, ledger.APPROVAL, record.approver,
                              {**approval, "gate_entry": gate_entry.seq, "for": ledger.PROMOTION})  # fmt: skip
@@ -232,7 +224,7 @@ def rollback_request(usecase: UseCase | str | None, version: str | None, reason:
     uc = resolve(usecase)
     if len(reason.strip()) < 5:
         raise PromotionRefused("a rollback needs a reason (at least 5 characters)")
-    state = ledger.replay(uc.model_name, _verified_entries())
+    state = ledger.replay(uc.model_name, ledger.verified_entries())
     target = version or (
         state.version if state.stopped else (state.since.payload.get("previous_champion") if state.since else None)
     )
