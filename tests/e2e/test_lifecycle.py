@@ -25,7 +25,8 @@ from tests.bento.serving import free_port
 from tests.e2e import lifecycle
 from tests.e2e.lifecycle import COMMENT, STACK, USECASE, Scenario, Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+# the first test of each executor runs the lifecycle: about 10 minutes here, twice that on a loaded machine
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
 PROJECT = lifecycle.PROJECT
 SCENARIO = Scenario()
 # what the stack's settings decide; a value inherited from the test session would override them
