@@ -9,6 +9,12 @@ metadata: requests are validated strictly against it, and protected attributes a
 - POST /predict_features  {"applicant": {...model inputs...}}: explicit inputs (new applicants, what-if)
 - GET  /model             name, version, approval record, gate decision, fairness metrics, documentation
 
+Missing values: an applicant names every model input. An input the use case declares `nullable` takes JSON null
+(the value is unknown; the model's pipeline imputes it, as in training); it is still required, so a forgotten or
+misspelt field is a 400, not a silent missing value. Null for an input that is not nullable is a 400 naming it.
+/predict scores a customer whose nullable inputs are null in the online store the same way; a customer lacking
+an input that is not nullable is a 404. A reason about a missing input reports its value as null.
+
 Only the promotion ledger's serving champion answers (fairway.serving.ChampionWatch): the packaged model files
 must hash to the ledger's record, and a stop (model_control, `fairway stop`) answers every /predict* and /readyz
 with 503 and the reason within seconds, without a restart.
@@ -32,7 +38,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field
+
+from fairway.serving import applicant_model
 
 MAX_BODY_BYTES = 16 * 1024
 # when set, /predict, /predict_features and /model require the header `X-API-Key: <key>` (health and metrics do not)
@@ -48,7 +56,6 @@ class ServiceArgs(BaseModel):
 
 args = bentoml.use_arguments(ServiceArgs)
 MODEL = bentoml.models.BentoModel(args.model_tag)
-TYPES: dict[str, Any] = {"float": float, "int": int, "string": str, "bool": bool}
 _STORED = MODEL.stored
 if _STORED is None:
     raise RuntimeError(f"model {args.model_tag} is not in the BentoML store: the fairness_gate DAG packages it")
@@ -56,22 +63,13 @@ META: dict[str, Any] = dict(_STORED.info.metadata)
 INPUTS = META["inputs"]
 
 
-def _field(spec: dict[str, Any]) -> tuple[Any, Any]:
-    kind: Any = Literal[tuple(spec["allowed"])] if spec.get("allowed") else TYPES[spec["dtype"]]
-    limits = {k: spec[k] for k in ("min", "max") if spec.get(k) is not None}
-    return kind, Field(..., ge=limits.get("min"), le=limits.get("max"), description=spec.get("description"))
-
-
-Applicant = create_model(  # type: ignore[call-overload]
-    "Applicant",
-    __config__=ConfigDict(extra="forbid", strict=True),
-    **{spec["name"]: _field(spec) for spec in INPUTS},
-)
+# strict: every model input with its type, range and allowed values, null only for a nullable one
+Applicant = applicant_model(INPUTS)
 
 
 class Reason(BaseModel):
     feature: str
-    value: int | float | str | bool
+    value: int | float | str | bool | None = Field(description="the person's value (null: missing)")
     reference: int | float | str | bool = Field(description="the reference applicant's value")
     effect: float = Field(description="score minus the score with this input at the reference value")
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,6 +89,37 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
 
 def to_arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+_NA, _NAT, _FLOATS = pd.NA, pd.NaT, (float, np.floating)
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, pd.NA or NaT: a missing value (cheap: the online service asks it of every input)."""
+    return value is None or value is _NA or value is _NAT or (isinstance(value, _FLOATS) and bool(value != value))
+
+
+def missing_as_nan(frame: pd.DataFrame, numeric: Iterable[str] = ()) -> pd.DataFrame:
+    """`frame` with every missing value (None, NaN, pd.NA) as NaN, the one marker of a missing value a model
+    pipeline sees (scikit-learn's imputers look for NaN, and take None for a category).
+
+    A column holding a missing value becomes float64 when it is numeric (nullable `Int64`, and the columns named
+    in `numeric`, e.g. an int input whose only value is None, included), else a column of objects with NaN where a
+    value is missing. Columns without a missing value are returned as they are."""
+    numbers = set(numeric)
+    out = frame
+    for column in frame.columns:
+        series = frame[column]
+        missing = series.isna()
+        if not missing.any():
+            continue
+        if out is frame:
+            out = frame.copy()
+        if column in numbers or (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
+            out[column] = series.astype(object).where(~missing, np.nan).astype("float64")
+        else:
+            out[column] = series.astype(object).where(~missing, np.nan)
+    return out
 
 
 # --- synthetic credit data ----------------------------------------------------------------------
@@ -316,12 +348,14 @@ class ValidatedMonth:
         return {"month": self.month, "snapshot_rows": len(self.snapshot), "label_rows": len(self.labels)}
 
 
-def _problems_for_column(frame: pd.DataFrame, spec_name: str, key: str, check: pd.Series, what: str) -> Iterator[str]:
+def _problems_for_column(
+    frame: pd.DataFrame, spec_name: str, key: str, check: pd.Series, what: str, hint: str = ""
+) -> Iterator[str]:
     bad = frame.index[check.fillna(False).to_numpy(dtype=bool)]
     if len(bad):
         examples = ", ".join(f"row {i} ({key}={frame.at[i, key]})" for i in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        yield f"column '{spec_name}': {len(bad)} row(s) {what}: {examples}{more}"
+        yield f"column '{spec_name}': {len(bad)} row(s) {what}: {examples}{more}{hint}"
 
 
 def _check_timestamp(frame: pd.DataFrame, column: str, key: str, month: str | None) -> Iterator[str]:
@@ -338,38 +372,57 @@ def _check_timestamp(frame: pd.DataFrame, column: str, key: str, month: str | No
         yield from _problems_for_column(frame, column, key, (series < start) | (series >= end), f"fall outside {month}")
 
 
+def _is_bool_column(series: pd.Series, nullable: bool) -> bool:
+    """A bool column: bool dtype or pandas' `boolean`; for a nullable feature also objects, True/False or missing."""
+    if pd.api.types.is_bool_dtype(series):
+        return True
+    objects = nullable and pd.api.types.is_object_dtype(series)
+    return objects and all(isinstance(v, bool | np.bool_) for v in series.dropna())
+
+
 def _check_features(uc: UseCase, frame: pd.DataFrame, names: list[str]) -> Iterator[str]:
+    """Types and rules of the features. A missing value (None, NaN, pd.NA) is refused in a feature that is not
+    `nullable`; in a nullable one it is allowed and no rule applies to it. The rules hold for the values present:
+    numbers in [min, max], whole numbers for an int feature, categories among `allowed`.
+
+    Missing values of a nullable int feature: pandas' `Int64` (parquet int64 with nulls), or float64 with NaN whose
+    other values are whole numbers; the offline store keeps both as int64 with nulls. A nullable column with no value
+    at all may have any type (parquet stores it as nulls)."""
     key = uc.entity.join_key
     for name in names:
         spec = uc.feature(name)
         if name not in frame:
             continue
         series = frame[name]
+        missing = series.isna()
         if not spec.nullable:
-            yield from _problems_for_column(frame, name, key, series.isna(), "are empty")
+            hint = f"; '{name}' is not nullable: fill these values, or declare the feature `nullable: true`"
+            yield from _problems_for_column(frame, name, key, missing, "are empty", hint)
+        elif missing.all():
+            continue
         if spec.dtype in ("float", "int"):
             if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
                 yield f"column '{name}': expected {spec.dtype}, found {series.dtype}"
                 continue
             if spec.dtype == "int" and not pd.api.types.is_integer_dtype(series):
-                fractional = series.notna() & (series != np.floor(series))
+                fractional = ~missing & (series != np.floor(series))
                 yield from _problems_for_column(frame, name, key, fractional, "are not whole numbers")
             if spec.min is not None:
                 yield from _problems_for_column(
-                    frame, name, key, series < spec.min, f"are below the minimum {spec.min:g}"
+                    frame, name, key, ~missing & (series < spec.min), f"are below the minimum {spec.min:g}"
                 )
             if spec.max is not None:
                 yield from _problems_for_column(
-                    frame, name, key, series > spec.max, f"are above the maximum {spec.max:g}"
+                    frame, name, key, ~missing & (series > spec.max), f"are above the maximum {spec.max:g}"
                 )
         elif spec.dtype == "string":
             if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
                 yield f"column '{name}': expected string, found {series.dtype}"
                 continue
             if spec.allowed is not None:
-                unknown = series.notna() & ~series.isin(spec.allowed)
+                unknown = ~missing & ~series.isin(spec.allowed)
                 yield from _problems_for_column(frame, name, key, unknown, f"hold values outside {spec.allowed}")
-        elif spec.dtype == "bool" and not pd.api.types.is_bool_dtype(series):
+        elif spec.dtype == "bool" and not _is_bool_column(series, spec.nullable):
             yield f"column '{name}': expected bool, found {series.dtype}"
 
 

@@ -11,17 +11,22 @@
   the person's value, the reference value and the effect in score points. Deterministic: the same inputs give
   the same reasons. It costs one score per model input: the online service scores the swaps with its compiled
   linear form when the model has one, else with one `predict_proba` over a small frame.
+- **Missing values** (inputs declared `nullable`): the reference takes the median / most frequent value of the
+  values present; a missing value is scored as missing (the model's pipeline imputes it) and reported as `null`
+  in a reason: "this input is missing" can itself be a reason, when the model scores it above the reference.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from fairway.data import is_missing, missing_as_nan
 
 TOP_REASONS = 3
 MIN_EFFECT = 1e-6  # smaller effects are rounding noise, not reasons
@@ -34,9 +39,11 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def reference_point(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, Any]:
-    """The reference applicant: the median of each numeric input (rounded for integer ones), the most frequent
-    value of each other input (ties: the first in sorted order)."""
+def reference_point(frame: pd.DataFrame, columns: Sequence[str], integers: Collection[str] = ()) -> dict[str, Any]:
+    """The reference applicant: the median of each numeric input (rounded for integer ones: of an integer dtype,
+    or named in `integers`, e.g. an int input that retrieval gave as float64 because a value is missing), the most
+    frequent value of each other input (ties: the first in sorted order). Missing values are left out: the
+    reference of a nullable input is taken from the values present."""
     reference: dict[str, Any] = {}
     for column in columns:
         series = frame[column].dropna()
@@ -46,7 +53,7 @@ def reference_point(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, An
             counts = series.astype(str).value_counts()
             top = counts[counts == counts.max()].index
             reference[column] = sorted(top)[0]
-        elif pd.api.types.is_integer_dtype(series):
+        elif pd.api.types.is_integer_dtype(series) or column in integers:
             reference[column] = int(round(float(series.median())))
         else:
             reference[column] = float(series.median())
@@ -69,7 +76,7 @@ def permutation_importance(
         drops = []
         for _ in range(repeats):
             shuffled = inputs.copy()
-            shuffled[column] = inputs[column].to_numpy()[rng.permutation(len(inputs))]
+            shuffled[column] = inputs[column].array.take(rng.permutation(len(inputs)))  # keeps the dtype
             drops.append(baseline - float(roc_auc_score(target, score(shuffled))))
         rows.append(
             {"feature": column, "importance_mean": float(np.mean(drops)), "importance_std": float(np.std(drops))}
@@ -97,10 +104,25 @@ def plot_importance(table: pd.DataFrame, path: Path, title: str) -> Path:
     return path
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _value(value: Any, reference: Any) -> Any:
+    """A value as a reason reports it: None when missing, in the type of the reference (an int input's values are
+    ints, also from a float64 column), else as a plain scalar."""
+    if is_missing(value):
+        return None
+    value = _plain(value)
+    if _is_int(reference) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _reason(column: str, value: Any, reference: dict[str, Any], effect: float) -> Reason:
     return {
         "feature": column,
-        "value": _plain(value),
+        "value": _value(value, reference[column]),
         "reference": reference[column],
         "effect": round(float(effect), 6),
     }
@@ -128,15 +150,18 @@ class ReasonCodes:
             raise ValueError(f"the reference applicant lacks {missing}")
         self.columns, self.reference, self.top = list(columns), dict(reference), top
         self.score_rows, self.score_one = score_rows, score_one
+        # the numeric inputs, known by their reference value: a column of None in a one-row frame is still a number
+        self.numeric = [c for c in self.columns if _is_int(reference[c]) or isinstance(reference[c], float)]
 
     def reasons(self, values: dict[str, Any], score: float | None = None) -> list[Reason]:
-        """The top reasons of one decision (`score`, when given, must be the score of `values`)."""
-        if self.score_one is not None:
+        """The top reasons of one decision (`score`, when given, must be the score of `values`). With a missing
+        value the swaps are scored as one frame (missing values as NaN), not one by one by `score_one`."""
+        if self.score_one is not None and not any(is_missing(values[c]) for c in self.columns):
             base = self.score_one(values) if score is None else score
             swapped = [self.score_one({**values, c: self.reference[c]}) for c in self.columns]
         else:
             rows = [values] + [{**values, c: self.reference[c]} for c in self.columns]
-            scores = self.score_rows(pd.DataFrame(rows, columns=self.columns))
+            scores = self.score_rows(missing_as_nan(pd.DataFrame(rows, columns=self.columns), self.numeric))
             base, swapped = float(scores[0]) if score is None else score, list(scores[1:])
         effects = base - np.asarray(swapped, dtype=float)
         return _top(effects, self.columns, [values[c] for c in self.columns], self.reference, self.top)
@@ -148,9 +173,11 @@ class ReasonCodes:
         effects = np.empty((len(inputs), len(self.columns)))
         for j, column in enumerate(self.columns):
             swapped = inputs.copy()
-            swapped[column] = pd.Series([self.reference[column]] * len(inputs), index=inputs.index).astype(
-                inputs[column].dtype
-            )
+            at_reference = pd.Series([self.reference[column]] * len(inputs), index=inputs.index)
+            try:
+                swapped[column] = at_reference.astype(inputs[column].dtype)
+            except (TypeError, ValueError):  # e.g. a fractional reference of an Int64 column
+                swapped[column] = at_reference
             effects[:, j] = base - self.score_rows(swapped)
         by_name = np.argsort(np.argsort(self.columns))
         order = np.lexsort((np.broadcast_to(by_name, effects.shape), -effects), axis=-1)[:, : self.top]
@@ -173,7 +200,7 @@ class ReasonCodes:
         values = np.empty(order.shape, dtype=object)
         for j, column in enumerate(self.columns):  # encode only the values that are among a row's top reasons
             rows, slots = np.nonzero(order == j)
-            values[rows, slots] = _json_values(inputs[column].iloc[rows])
+            values[rows, slots] = _json_values(inputs[column].iloc[rows], self.reference[column])
         names = np.array([json.dumps(c) for c in self.columns], dtype=object)[order]
         references = np.array([json.dumps(self.reference[c]) for c in self.columns], dtype=object)[order]
         effects = np.array([repr(round(e, 6)) for e in chosen.ravel().tolist()], dtype=object).reshape(chosen.shape)
@@ -185,12 +212,21 @@ class ReasonCodes:
         return [str(text) for text in (out + "]")]
 
 
-def _json_values(series: pd.Series) -> np.ndarray:
-    """The JSON text of every value of a column (numbers: their shortest repr, as `json.dumps` writes them)."""
+def _json_values(series: pd.Series, reference: Any) -> np.ndarray:
+    """The JSON text of every value of a column as `_value` reports it (numbers: their shortest repr, as
+    `json.dumps` writes them; a missing value: null)."""
+    missing = series.isna().to_numpy()
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return np.array([repr(v) for v in series.tolist()], dtype=object)
-    cache = {value: json.dumps(_plain(value)) for value in series.unique()}
-    return series.map(cache).to_numpy(dtype=object)
+        if _is_int(reference):
+            text = [repr(_value(v, reference)) for v in series.tolist()]
+        else:
+            text = [repr(v) for v in series.tolist()]
+        return np.where(missing, "null", np.array(text, dtype=object))
+    present = series[~missing]
+    cache = {value: json.dumps(_value(value, reference)) for value in present.unique()}
+    out = np.full(len(series), "null", dtype=object)
+    out[~missing] = present.map(cache).to_numpy(dtype=object)
+    return out
 
 
 def dumps(reasons: list[Reason]) -> str:

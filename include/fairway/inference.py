@@ -50,19 +50,39 @@ def month_customers(uc: UseCase, month: str) -> pd.DataFrame:
 
 
 def month_inputs(uc: UseCase, month: str) -> pd.DataFrame:
-    """The month's customers with their model inputs as of the end of the month (what the month is scored on)."""
-    from fairway.features.retrieval import historical_features
+    """The month's customers with their model inputs as of the end of the month (what the month is scored on).
+
+    Refused (ScoringError, nothing scored) when a customer has no features in a view of the model inputs, or
+    lacks an input that is not `nullable`; a missing nullable input is NaN and goes to the model, whose pipeline
+    imputes it, as in training."""
+    from fairway.features.retrieval import historical_features, rows_found
     from fairway.features.store import get_store
 
     entity_rows = month_customers(uc, month)
     frame = historical_features(get_store(uc), uc, entity_rows, uc.service("model_input").name)
-    incomplete = frame[uc.model_inputs].isna().any(axis=1)
+    required = [c for c in uc.model_inputs if not uc.feature(c).nullable]
+    absent = ~rows_found(uc, entity_rows, uc.model_inputs).to_numpy()
+    lacking = frame[required].isna().to_numpy()
+    incomplete = absent | lacking.any(axis=1)
     if incomplete.any():
-        examples = ", ".join(frame.loc[incomplete, uc.entity.join_key].astype(str).head(5))
-        raise ScoringError(
-            f"{month}: {int(incomplete.sum())} customers lack model inputs as of the month's end (e.g. {examples})"
-        )
+        keys = frame[uc.entity.join_key].astype(str)
+        examples = ", ".join(keys[incomplete].head(5))
+        named = sorted({required[j] for j in np.flatnonzero(lacking[~absent].any(axis=0))})
+        what = f"non-nullable inputs {named}" if named else "features"
+        raise ScoringError(f"{month}: {int(incomplete.sum())} customers lack model inputs as of the month's end "
+                           f"(e.g. {examples}; no snapshot, or missing {what})")  # fmt: skip
     return frame
+
+
+def as_given(uc: UseCase, inputs: pd.DataFrame) -> pd.DataFrame:
+    """Model inputs as a person or the online store gives them: a missing value is None, an int input's values are
+    ints (retrieval gives float64 to an int column with a missing value). What a decision record fingerprints, so
+    that the same inputs have the same fingerprint in batch and online records."""
+    out = inputs.astype(object)
+    for column in inputs.columns:
+        if uc.feature(column).dtype == "int" and not pd.api.types.is_integer_dtype(inputs[column]):
+            out[column] = inputs[column].astype("Int64").astype(object)
+    return out.where(inputs.notna(), None)
 
 
 def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str], run_id: str) -> dict[str, Any]:
@@ -100,7 +120,7 @@ def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str
         "interval_start": start,
         "interval_end": end,
         "features_as_of": frame[uc.event_timestamp].iloc[0],
-        "input_fingerprint": input_fingerprints(inputs),
+        "input_fingerprint": input_fingerprints(as_given(uc, inputs)),
         "reasons": reasons,
         "run_id": run_id,
     })  # fmt: skip

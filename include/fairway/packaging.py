@@ -25,11 +25,14 @@ def bentoml_environment() -> None:
 
 
 def input_schema(uc: UseCase) -> list[dict[str, Any]]:
-    """The model inputs with their rules, as BentoML metadata (which holds no None: unset rules are left out)."""
+    """The model inputs with their rules, as BentoML metadata (which holds no None: unset rules are left out).
+    `nullable: true` marks an input that may be missing (the service takes null for it); it is left out otherwise,
+    as in the metadata of versions packaged before inputs could be missing."""
     schema = []
     for feature in (uc.feature(name) for name in uc.model_inputs):
         entry = {"name": feature.name, "dtype": feature.dtype, "description": feature.description,
-                 "allowed": feature.allowed, "min": feature.min, "max": feature.max}  # fmt: skip
+                 "allowed": feature.allowed, "min": feature.min, "max": feature.max,
+                 "nullable": True if feature.nullable else None}  # fmt: skip
         schema.append({key: value for key, value in entry.items() if value is not None})
     return schema
 

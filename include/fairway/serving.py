@@ -8,6 +8,11 @@ and one committed row in the decision log.
 Stale features: a customer's online features older than the view's TTL are *flagged*, not refused: the answer
 and the decision record carry `features_event_time` and `features_stale: true`, so a deployer's policy can
 decline to act on them; refusing would make the service useless between two materializations that are late.
+
+Missing values: a model input declared `nullable` (its `nullable` in the model's metadata) may be None, online
+(a null in the store for a customer the store knows) or given (JSON null); it is scored as missing, the model's
+pipeline imputing it as in training and batch scoring. A missing input that is not nullable is refused
+(UnknownCustomer) and never scored.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from fairway.config import resolve
+from fairway.data import is_missing, missing_as_nan
 from fairway.explanations import ReasonCodes, dumps
 
 log = logging.getLogger(__name__)
@@ -38,11 +45,36 @@ class DecisionNotRecorded(RuntimeError):
     """The decision log refused the record: the decision must not be reported as made."""
 
 
+TYPES: dict[str, type] = {"float": float, "int": int, "string": str, "bool": bool}
+
+
+def applicant_model(inputs: list[dict[str, Any]]) -> type[BaseModel]:
+    """The strict request model of explicit model inputs, from the input schema in the model's metadata
+    (fairway.packaging.input_schema): every input is required, with its type, range and allowed values, and
+    nothing else is accepted. A `nullable` input also takes null (a missing value), but must still be named: a
+    client says "unknown" explicitly, a forgotten or misspelt field is an error, never a silent missing value."""
+    fields: dict[str, Any] = {}
+    for spec in inputs:
+        kind: Any = Literal[tuple(spec["allowed"])] if spec.get("allowed") else TYPES[spec["dtype"]]
+        if spec.get("nullable"):
+            kind = kind | None
+        limits = {k: spec[k] for k in ("min", "max") if spec.get(k) is not None}
+        fields[spec["name"]] = (
+            kind,
+            Field(..., ge=limits.get("min"), le=limits.get("max"), description=spec.get("description")),
+        )
+    model: type[BaseModel] = create_model("Applicant", __config__=ConfigDict(extra="forbid", strict=True), **fields)
+    return model
+
+
 def linear_scorer(model: Any, columns: list[str], probes: int = 64) -> Callable[[dict[str, Any]], float] | None:
     """The model as a plain function of one row, when it is Fairway's logistic pipeline (scaled numbers, one-hot
     categories, logistic regression), else None. Per request the sklearn pipeline costs ~2 ms of pandas and
     validation overhead for a dot product of 30 numbers; this computes the same sum directly. It is used only if
-    it agrees with the pipeline's predict_proba to 1e-9 on `probes` generated rows (checked once, at start)."""
+    it agrees with the pipeline's predict_proba to 1e-9 on `probes` generated rows (checked once, at start).
+
+    A row with a missing value (None, NaN) is scored by the pipeline itself: the compiled form has no missing
+    value to compute with (a model whose pipeline imputes is not the plain one, and never compiled)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -74,13 +106,18 @@ def linear_scorer(model: Any, columns: list[str], probes: int = 64) -> Callable[
     if offset != len(weights) or set(numeric) | set(categorical) != set(columns):
         return None
     intercept = float(clf.intercept_[0])
+    numbers = list(numeric)
 
-    def score(values: dict[str, Any]) -> float:
+    def compiled(values: dict[str, Any]) -> float:
         z = intercept
         for col, (mean, scale, weight) in numeric.items():
             z += (values[col] - mean) / scale * weight
         for col, table in categorical.items():
-            z += table.get(values[col], 0.0)
+            found = table.get(values[col])
+            if found is None:  # a category the encoder ignores, or a missing value: NaN, left to the pipeline
+                z += math.nan if is_missing(values[col]) else 0.0
+            else:
+                z += found
         return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
     rows = []
@@ -93,8 +130,19 @@ def linear_scorer(model: Any, columns: list[str], probes: int = 64) -> Callable[
             row[col] = options[(i + len(col)) % len(options)]
         rows.append(row)
     expected = model.predict_proba(pd.DataFrame(rows, columns=columns))[:, 1]
-    if max(abs(score(r) - e) for r, e in zip(rows, expected, strict=True)) > 1e-9:
+    if max(abs(compiled(r) - e) for r, e in zip(rows, expected, strict=True)) > 1e-9:
         return None
+
+    def score(values: dict[str, Any]) -> float:
+        try:
+            result = compiled(values)  # NaN from a NaN, TypeError from None or pd.NA
+        except TypeError:
+            result = math.nan
+        if result != result:
+            frame = missing_as_nan(pd.DataFrame({c: [values[c]] for c in columns}), numbers)
+            return float(model.predict_proba(frame)[0, 1])
+        return result
+
     return score
 
 
@@ -108,6 +156,8 @@ class OnlineScorer:
         self.uc = resolve(usecase)
         self.model = model
         self.columns = [spec["name"] for spec in metadata["inputs"]]
+        self.nullable = {spec["name"] for spec in metadata["inputs"] if spec.get("nullable")}
+        self.numeric = [spec["name"] for spec in metadata["inputs"] if spec["dtype"] in ("float", "int")]
         self.threshold = float(metadata["decision_threshold"])
         self.model_name = str(metadata["mlflow_model_name"])
         self.model_version = str(metadata["mlflow_version"])
@@ -123,15 +173,20 @@ class OnlineScorer:
         log.info("scoring with %s", "the compiled linear form" if self.fast else "the model's predict_proba")
 
     def online_features(self, customer_id: str) -> tuple[dict[str, Any], datetime | None]:
-        """The customer's model inputs from the online store and the event time of the oldest of them."""
+        """The customer's model inputs from the online store and the event time of the oldest of them.
+
+        An input is found when the store has a row of its view for the customer (an event time); a found nullable
+        input may be None. Refused (UnknownCustomer): a customer without any row, or lacking an input that is not
+        nullable or whose view has no row for them."""
         key = self.uc.entity.join_key
         response = self.store.get_online_features(
             features=self.feature_service, entity_rows=[{key: customer_id}]
         ).to_dict(include_event_timestamps=True)
         values = {c: response[c][0] for c in self.columns}
-        missing = [c for c, v in values.items() if v is None]
-        if len(missing) == len(values):
+        found = {c for c in self.columns if values[c] is not None or response.get(f"{c}__ts", [None])[0]}
+        if not found:
             raise UnknownCustomer(f"customer '{customer_id}' has no features in the online store")
+        missing = [c for c, v in values.items() if v is None and (c not in self.nullable or c not in found)]
         if missing:
             raise UnknownCustomer(f"customer '{customer_id}' lacks online features {missing}")
         seconds = [response[f"{c}__ts"][0] for c in self.columns if response.get(f"{c}__ts", [0])[0]]
@@ -141,7 +196,7 @@ class OnlineScorer:
     def score_rows(self, rows: pd.DataFrame) -> np.ndarray:
         from fairway.training import predict_scores
 
-        return predict_scores(self.model, rows[self.columns])
+        return predict_scores(self.model, missing_as_nan(rows[self.columns], self.numeric))
 
     def score(self, values: dict[str, Any]) -> float:
         if self.fast is not None:
@@ -176,7 +231,7 @@ class OnlineScorer:
             "reasons": reasons,
         }
         record = {**answer, "usecase": self.uc.name, "endpoint": endpoint, "subject": subject, "reasons": dumps(reasons),
-                  "input_fingerprint": input_fingerprint([values[c] for c in self.columns])}  # fmt: skip
+                  "input_fingerprint": input_fingerprint([None if is_missing(values[c]) else values[c] for c in self.columns])}  # fmt: skip
         try:
             self.log.append(record)
         except Exception as error:  # any database failure: the decision was not recorded

@@ -16,6 +16,8 @@ from fairway.data import (
     SnapshotValidationError,
     available_months,
     generate,
+    is_missing,
+    missing_as_nan,
     read_month,
     validate_month,
 )
@@ -212,3 +214,17 @@ def test_generator_refuses_a_usecase_it_cannot_fill(usecase) -> None:
     other = usecase.model_copy(update={"features": usecase.features[1:]})
     with pytest.raises(ValueError, match="missing \\['income'\\]"):
         generate(other, customers=10, n_months=1, seed=0)
+
+
+def test_missing_values_become_nan_and_complete_columns_are_left_alone() -> None:
+    frame = pd.DataFrame({
+        "n": pd.array([1, None], dtype="Int64"), "c": ["x", None], "none": [None, None], "i": [3, 4],
+        "f": [1.5, np.nan], "s": ["a", "b"],
+    })  # fmt: skip
+    out = missing_as_nan(frame, numeric=["none"])
+    assert {c: str(t) for c, t in out.dtypes.items()} == {
+        "n": "float64", "c": "object", "none": "float64", "i": "int64", "f": "float64", "s": "object"}  # fmt: skip
+    assert out["c"].iloc[1] is not None and np.isnan(out["c"].iloc[1]) and out["c"].iloc[0] == "x"
+    assert out["n"].tolist()[0] == 1.0 and np.isnan(out["n"].iloc[1])
+    assert frame["c"].iloc[1] is None, "the input frame is not changed"
+    assert [is_missing(v) for v in (None, np.nan, pd.NA, pd.NaT, "", 0, False)] == [True] * 4 + [False] * 3

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from fairway.data import generate, read_month
+from fairway.data import generate, missing_as_nan, read_month
 from fairway.explanations import ReasonCodes, dumps, permutation_importance, reference_point
 from fairway.serving import linear_scorer
 from fairway.training import fit_candidate, predict_scores
@@ -119,3 +121,54 @@ def test_the_records_json_encodes_every_kind_of_value_as_json_does() -> None:
     expected = [dumps(r) for r in explain.frame_reasons(inputs)]
     assert explain.frame_reasons_json(inputs) == expected
     assert '"value":"say \\"hi\\""' in expected[0] and '"value":1e+16' in expected[0]
+
+
+def test_reference_of_a_nullable_input_is_taken_from_the_values_present() -> None:
+    frame = pd.DataFrame({
+        "x": [1.0, np.nan, 3.0, np.nan, 10.0], "n": pd.array([1, None, 2, 6, None], dtype="Int64"),
+        "f": [1.0, 2.0, np.nan, 2.0, 4.0], "c": ["a", None, np.nan, "b", "b"],
+    })  # fmt: skip
+    assert reference_point(frame, ["x", "n", "f", "c"]) == {"x": 3.0, "n": 2, "f": 2.0, "c": "b"}
+    # an int input that retrieval gave as float64 (it has missing values) is still rounded to an int
+    rounded = reference_point(frame.assign(f=[1.0, 2.0, np.nan, 3.0, np.nan]), ["f"], integers=["f"])
+    assert rounded == {"f": 2} and isinstance(rounded["f"], int)
+
+
+def _missing_raises(rows: pd.DataFrame) -> np.ndarray:
+    """A score that a missing x or c raises, and a larger n raises (NaN is the only marker of a missing value)."""
+    z = rows["x"].isna().astype(float) * 2 + rows["c"].isna() + rows["n"].astype(float).fillna(0) / 10
+    assert not rows.map(lambda v: v is None or v is pd.NA).any().any(), "missing values reach the model as NaN"
+    return 1 / (1 + np.exp(-z.to_numpy(dtype=float)))
+
+
+def test_a_missing_value_is_scored_as_missing_and_reported_as_null() -> None:
+    reference = {"x": 1.5, "n": 0, "c": "a"}
+    explain = ReasonCodes(["x", "n", "c"], reference, _missing_raises)
+    reasons = explain.reasons({"x": None, "n": 3, "c": np.nan})
+    assert [(r["feature"], r["value"]) for r in reasons] == [("x", None), ("c", None), ("n", 3)]
+    assert reasons[0]["reference"] == 1.5 and reasons[0]["effect"] > reasons[1]["effect"] > 0
+    inputs = pd.DataFrame({"x": [np.nan, 2.0, 1.5], "n": [3.0, np.nan, 1.0], "c": [None, "b", np.nan]})
+    batch = explain.frame_reasons(missing_as_nan(inputs))
+    assert batch[0] == reasons
+    assert [r["value"] for r in batch[2]] == [None, 1]  # an int input's value stays an int in a float64 column
+    texts = explain.frame_reasons_json(missing_as_nan(inputs))
+    assert texts == [dumps(r) for r in batch]
+    assert not any("NaN" in t for t in texts) and [json.loads(t) for t in texts] == batch
+    # an Int64 column (a raw file's nullable int) gives the same text
+    typed = missing_as_nan(inputs).assign(n=pd.array([3, None, 1], dtype="Int64"))
+    assert explain.frame_reasons_json(typed) == texts
+
+
+def test_permutation_importance_with_missing_values() -> None:
+    rng = np.random.default_rng(1)
+    used = pd.Series(rng.normal(size=1000)).where(rng.random(1000) > 0.2)
+    inputs = pd.DataFrame({"used": used, "n": pd.array(rng.integers(0, 5, 1000), dtype="Int64")})
+    inputs.loc[::7, "n"] = pd.NA
+    target = (used.fillna(0) + rng.normal(scale=0.5, size=1000) > 0).astype(int).to_numpy()
+
+    def score(rows: pd.DataFrame) -> np.ndarray:
+        assert str(rows["n"].dtype) == "Int64"  # shuffling keeps the column's type
+        return 1 / (1 + np.exp(-rows["used"].fillna(0).to_numpy()))
+
+    table = permutation_importance(score, inputs, target, repeats=2).set_index("feature")
+    assert table.at["used", "importance_mean"] > 0.2 and table.at["n", "importance_mean"] == 0.0

@@ -35,3 +35,47 @@ def test_compiled_logistic_pipeline_equals_predict_proba(usecase, frame, candida
 def test_other_models_are_left_to_predict_proba(usecase, frame) -> None:
     model, _ = fit_candidate(usecase, "exponentiated_gradient", frame)
     assert linear_scorer(model, usecase.model_inputs) is None
+
+
+def _plain_and_imputing(rows: int = 400):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=rows), "n": rng.integers(0, 9, rows), "c": rng.choice(["u", "v"], rows)})
+    y = (x["a"] + (x["c"] == "u") > 0.5).astype(int)
+    plain = make_pipeline(
+        ColumnTransformer([("numeric", StandardScaler(), ["a", "n"]), ("categorical", OneHotEncoder(), ["c"])]),
+        LogisticRegression(),
+    ).fit(x, y)
+    imputed = make_pipeline(
+        ColumnTransformer([("numeric", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), ["a", "n"]),
+                           ("categorical", OneHotEncoder(handle_unknown="ignore"), ["c"])]),
+        LogisticRegression(),
+    ).fit(x.assign(a=x["a"].where(x.index % 5 != 0)), y)  # fmt: skip
+    return plain, imputed
+
+
+def test_a_missing_value_is_left_to_the_pipeline_never_to_the_compiled_form() -> None:
+    plain, imputed = _plain_and_imputing()
+    assert linear_scorer(imputed, ["a", "n", "c"]) is None  # imputation inside: not the plain pipeline
+    score = linear_scorer(plain, ["a", "n", "c"])
+    assert score is not None
+    seen: list[pd.DataFrame] = []
+
+    def predict_proba(frame: pd.DataFrame) -> np.ndarray:
+        seen.append(frame)
+        return np.array([[0.25, 0.75]])
+
+    plain.predict_proba = predict_proba  # what the pipeline answers for a row the compiled form cannot compute
+    for missing in (None, np.nan, pd.NA):
+        assert score({"a": missing, "n": 3, "c": "u"}) == 0.75
+        assert score({"a": 0.3, "n": missing, "c": None}) == 0.75
+        assert score({"a": 0.3, "n": 3, "c": missing}) == 0.75
+    assert len(seen) == 9 and all(f["n"].dtype.kind in "if" for f in seen)  # numbers stay numbers, NaN when missing
+    assert seen[1]["c"].isna().all() and seen[1]["c"].iloc[0] is not None
+    assert 0 < score({"a": 0.3, "n": 3, "c": "u"}) < 1 and 0 < score({"a": 0.3, "n": 3, "c": "w"}) < 1
+    assert len(seen) == 9, "complete rows, an unknown category included, are computed by the compiled form"

@@ -2,6 +2,11 @@
 
 `feature_repo/` exposes these to `feast apply`; the catalogue check and the pipelines read the same objects,
 so there is one definition of every feature, its type, its description and its catalogue tags.
+
+Missing values: Feast's types hold nulls, so a `nullable` feature has the same Feast type as any other and carries
+the tag `nullable: "true"`. Its nulls stay nulls through the offline partitions (int64/double/string columns with
+nulls, `ARROW_TYPES`), the point-in-time join (NaN in the frame of retrieval.historical_features) and the online
+store (None).
 """
 
 from __future__ import annotations
@@ -10,13 +15,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
+import pyarrow as pa
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.data_format import ParquetFormat
 from feast.types import Bool, Float64, Int64, PrimitiveFeastType, String
 
-from fairway.config import UseCase, load_usecase, paths
+from fairway.config import FeatureSpec, UseCase, load_usecase, paths
 
 FEAST_TYPES: dict[str, PrimitiveFeastType] = {"float": Float64, "int": Int64, "string": String, "bool": Bool}
+# the column types of the offline partitions, whatever the raw file held (e.g. float64 with NaN for a nullable int)
+ARROW_TYPES: dict[str, pa.DataType] = {"float": pa.float64(), "int": pa.int64(), "string": pa.string(),
+                                       "bool": pa.bool_()}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,11 @@ def partition_dir(uc: UseCase, view: str) -> str:
     (`.<month>.parquet.<id>.tmp`) is never read half-written.
     """
     return str(paths().offline_view(uc.name, view))
+
+
+def feature_tags(feature: FeatureSpec) -> dict[str, str]:
+    """The Feast tags of a feature: its catalogue tags, and `nullable: "true"` when it may be missing."""
+    return {**feature.tags.as_feast_tags(), **({"nullable": "true"} if feature.nullable else {})}
 
 
 def build(uc: UseCase) -> FeastObjects:
@@ -64,7 +78,7 @@ def build(uc: UseCase) -> FeastObjects:
         )
         features = uc.features_of_view(spec.name)
         schema = [
-            Field(name=f.name, dtype=FEAST_TYPES[f.dtype], description=f.description, tags=f.tags.as_feast_tags())
+            Field(name=f.name, dtype=FEAST_TYPES[f.dtype], description=f.description, tags=feature_tags(f))
             for f in features
         ]
         view_tags = {

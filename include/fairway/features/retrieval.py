@@ -2,18 +2,22 @@
 
 `historical_features` goes through a Feast feature service (what training and batch scoring use).
 `merge_asof_frame` is the same join in plain pandas: the reference the tests compare Feast against and the
-floor the benchmark measures Feast against.
+floor the benchmark measures Feast against. `rows_found` tells a row that found no feature row (no snapshot in the
+TTL: every feature empty) from one whose nullable features are missing.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pandas as pd
+import pyarrow.parquet as pq
 from feast import FeatureStore
 
-from fairway.config import UseCase
+from fairway.config import UseCase, month_str, paths
+from fairway.data import missing_as_nan
 
 FEAST_EVENT_TIMESTAMP = "event_timestamp"
 
@@ -21,7 +25,9 @@ FEAST_EVENT_TIMESTAMP = "event_timestamp"
 def historical_features(store: FeatureStore, uc: UseCase, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
     """One row per entity row, in the input order, with the service's features as of the row's timestamp.
 
-    Rows whose entity has no value inside the view's TTL keep their place with empty features.
+    Rows whose entity has no value inside the view's TTL keep their place with empty features. Every missing
+    value, of a nullable feature or of a row not found, is NaN (data.missing_as_nan): a number column holding one
+    is float64 (an int feature's too), a category column holds NaN there, not Feast's None.
     """
     key, ts = uc.entity.join_key, uc.event_timestamp
     missing = [c for c in (key, ts) if c not in entity_df]
@@ -39,7 +45,39 @@ def historical_features(store: FeatureStore, uc: UseCase, entity_df: pd.DataFram
     if len(frame) != len(rows):
         raise RuntimeError(f"feature retrieval returned {len(frame)} rows for {len(rows)} entity rows")
     frame = frame.rename(columns={FEAST_EVENT_TIMESTAMP: ts})
-    return frame.sort_values(order).drop(columns=order).reset_index(drop=True)
+    frame = frame.sort_values(order).drop(columns=order).reset_index(drop=True)
+    features = [c for c in frame.columns if c not in entity_df.columns]
+    return pd.concat([frame.drop(columns=features), missing_as_nan(frame[features])], axis=1)[frame.columns]
+
+
+def rows_found(uc: UseCase, entity_df: pd.DataFrame, features: Sequence[str]) -> pd.Series:
+    """For each entity row (in order, index 0..n-1), whether every view holding one of `features` has a row of its
+    entity at or before its timestamp and no older than the view's TTL: the row point-in-time retrieval fills.
+
+    A row that is not found gets every feature of that view empty; a row that is found may still hold missing
+    values, of `nullable` features. Read from the key and timestamp columns of the views' offline partitions
+    (what Feast reads), for the months the TTL reaches back to.
+    """
+    key, ts = uc.entity.join_key, uc.event_timestamp
+    rows = entity_df[[key, ts]].reset_index(drop=True)
+    times = pd.to_datetime(rows[ts], utc=True)
+    found = pd.Series(True, index=rows.index)
+    if rows.empty:
+        return found
+    marker = "_fairway_found"
+    for view in dict.fromkeys(uc.feature(f).view for f in features):
+        ttl = timedelta(days=uc.view(view).ttl_days)
+        first, last = month_str(times.min() - ttl), month_str(times.max())
+        files = sorted(paths().offline_view(uc.name, view).glob("*.parquet"))
+        if view != uc.label_view:  # a snapshot view's partition holds the rows of its month only
+            files = [f for f in files if first <= f.stem <= last]
+        tables = [pq.read_table(f, columns=[key, ts]).to_pandas() for f in files]
+        none = pd.DataFrame({key: pd.Series(dtype=object), ts: pd.Series(dtype="datetime64[us, UTC]")})
+        known = pd.concat(tables, ignore_index=True) if tables else none
+        known = known.dropna().assign(**{marker: True})
+        joined = merge_asof_frame(rows, known, key, ts, [marker], ttl)
+        found &= joined[marker].notna().to_numpy()
+    return found
 
 
 def merge_asof_frame(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from feast import FeatureStore
 
 from fairway.config import FEATURE_REPO_DIR, UseCase, month_str, paths, resolve
@@ -91,6 +92,24 @@ def offline_partition(uc: UseCase, view: str, month: str) -> Path:
     return paths().offline_view(uc.name, view) / f"{month}.parquet"
 
 
+def partition_table(uc: UseCase, frame: pd.DataFrame) -> pa.Table:
+    """A view's rows as written to its partition: every feature column in its declared type (ARROW_TYPES), so that
+    every month of a view has the same schema, e.g. a nullable int given as float64 with NaN is int64 with nulls
+    and a nullable column without any value is typed, not `null`."""
+    from fairway.features.definitions import ARROW_TYPES
+
+    table = to_arrow(frame)
+    for name in table.column_names:
+        try:
+            declared = ARROW_TYPES[uc.feature(name).dtype]
+        except KeyError:  # the key and the timestamps
+            continue
+        if table.schema.field(name).type != declared:
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, pa.field(name, declared), table.column(name).cast(declared))
+    return table
+
+
 def view_frames(uc: UseCase, validated: ValidatedMonth) -> dict[str, pd.DataFrame]:
     """Split a validated month into the rows of each feature view's partition."""
     key, ts = uc.entity.join_key, uc.event_timestamp
@@ -118,7 +137,7 @@ def write_offline_partition(usecase: UseCase | str | None, month: str) -> dict[s
         kept, erased = without_erased(uc, frame, hashes)
         if erased:
             log.warning("%s %s: %d row(s) of erased people left out", month, view, erased)
-        write_parquet_atomic(to_arrow(kept.reset_index(drop=True)), offline_partition(uc, view, month))
+        write_parquet_atomic(partition_table(uc, kept.reset_index(drop=True)), offline_partition(uc, view, month))
         rows[view] = len(kept)
     log.info("offline partitions for %s written: %s", month, rows)
     return {"month": month, "rows": rows}
