@@ -2,13 +2,16 @@
 ### fairness_gate — no model reaches users unless it is fair enough and a person approved it
 
 1. **evaluate_gate** — the candidate version (alias `candidate`, or the version in the form) against the
-   use case's thresholds: disparate impact, statistical parity and equal opportunity for every protected group,
-   minimum AUC, no worse than the champion on the same holdout beyond the allowed drop. The gate report (JSON +
-   Markdown) is attached to the version with its SHA-256.
+   use case's thresholds: disparate impact, statistical parity and equal opportunity for every assessable
+   protected group (at least `gate.min_group_rows` holdout rows and both outcomes, in the group and its
+   reference; an attribute without any fails), minimum AUC, no worse than the champion on the same holdout beyond
+   the allowed drop. The gate report (JSON + Markdown: every metric with its 95 % bootstrap interval, the groups
+   not assessable with their size and reason) is attached to the version with its SHA-256.
    The result and the report's SHA-256 are appended to the promotion ledger.
 2. **route** — a visible branch: `reject_candidate` (tagged rejected with the reasons; `champion` does not move;
    a version that is already champion stays champion), `human_approval` (Airflow human-in-the-loop: the approver
-   sees the metric summary and the report's hash and approves or rejects with a comment), or `auto_approval`
+   sees the metric summary, each group's metrics with their intervals, the groups not assessable with their size
+   and reason, and the report's hash, and approves or rejects with a comment), or `auto_approval`
    only where the deployment sets FAIRWAY_APPROVAL_MODE=auto (recorded as approver `policy:auto`; a use-case
    config cannot ask for it).
 3. **promote** — appends the approval and the promotion (model files' SHA-256, training frame fingerprint, gate

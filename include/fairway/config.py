@@ -140,6 +140,9 @@ class GateSpec(_Strict):
     max_auc_drop_vs_champion: float = Field(ge=0, le=1)
     approval_mode: Literal["human"] = "human"
     decision_threshold: float = Field(gt=0, lt=1)
+    # a group (or its reference) with fewer rows than this, or without both outcomes, is not assessable: its
+    # metrics are reported, no rule is applied to it (fairway.gate)
+    min_group_rows: int = Field(default=30, ge=1)
 
     @field_validator("approval_mode", mode="before")
     @classmethod

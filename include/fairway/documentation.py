@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fairway.config import UseCase, paths, resolve
-from fairway.gate import CandidateMetrics, GateDecision, RuleResult
+from fairway.fairness import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from fairway.gate import CandidateMetrics, GateDecision, GroupFairness
 
 HTML_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -41,7 +42,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |" for row in rows]  # `|x|` in a cell
     return "\n".join(lines)
 
 
@@ -61,14 +62,53 @@ def reports_dir(uc: UseCase, kind: str, version: str) -> Path:
     return path
 
 
-def fairness_table(metrics: CandidateMetrics) -> str:
+def with_interval(value: float, interval: tuple[float, float], digits: int = 3, signed: bool = False) -> str:
+    """A metric with its bootstrap interval, `0.830 [0.710, 0.950]`; the interval is left out when it is unknown
+    (reports written before intervals existed), the metric reads `not measurable` when it is NaN."""
+    if value is None or math.isnan(value):
+        return "not measurable"
+    spec = f"{'+' if signed else ''}.{digits}f"
+    low, high = interval
+    if math.isnan(low) or math.isnan(high):
+        return format(value, spec)
+    return f"{value:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+INTERVAL_NOTE = (
+    f"Brackets: 95 % bootstrap percentile intervals (group and reference rows resampled separately, "
+    f"{BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}); the gate decides on the point values."
+)
+
+
+def _unassessed(metrics: CandidateMetrics, decision: GateDecision | None) -> dict[tuple[str, str], str]:
+    """(attribute, group) -> why the gate applied no rule: from the decision when given, else from the metrics."""
+    if decision is not None:
+        return {(g.attribute, g.group): g.reason for g in decision.not_assessable}
+    return {(g.attribute, g.group): g.reason or "not assessable" for g in metrics.fairness if not g.assessable}
+
+
+def fairness_table(metrics: CandidateMetrics, decision: GateDecision | None = None) -> str:
+    """Every group with its sizes, approval rates and the gate's metrics with their intervals, and whether the
+    gate assessed it."""
+    unassessed = _unassessed(metrics, decision)
     return _table(
-        ["attribute", "group vs reference", "n (group / ref)", "approval rate (group / ref)", "disparate impact",
-         "statistical parity", "equal opportunity"],
+        ["attribute", "group vs reference", "n (group / ref)", "approval rate (group / ref)",
+         "disparate impact [95 % CI]", "statistical parity [95 % CI]", "equal opportunity [95 % CI]", "assessed"],
         [[g.attribute, f"{g.group} vs {g.reference}", f"{g.group_size} / {g.reference_size}",
-          f"{_fmt(g.selection_rate_group)} / {_fmt(g.selection_rate_reference)}", g.disparate_impact,
-          g.statistical_parity, g.equal_opportunity] for g in metrics.fairness],
+          f"{_fmt(g.selection_rate_group)} / {_fmt(g.selection_rate_reference)}",
+          with_interval(g.disparate_impact, g.disparate_impact_ci),
+          with_interval(g.statistical_parity, g.statistical_parity_ci),
+          with_interval(g.equal_opportunity, g.equal_opportunity_ci),
+          f"no: {unassessed[g.attribute, g.group]}" if (g.attribute, g.group) in unassessed else "yes"]
+         for g in metrics.fairness],
     )  # fmt: skip
+
+
+def not_assessable_list(decision: GateDecision) -> str:
+    """The groups the gate applied no rule to, each with its size and reason, as a Markdown list."""
+    if not decision.not_assessable:
+        return "- none: every group could be assessed"
+    return "\n".join(f"- {g.describe()}" for g in decision.not_assessable)
 
 
 def rules_table(decision: GateDecision) -> str:
@@ -78,11 +118,27 @@ def rules_table(decision: GateDecision) -> str:
     )
 
 
+def candidates_table(candidates: list[dict[str, Any]], registered_run: str) -> str:
+    """The candidates trained on the same frame; a failed one with its reason."""
+    return _table(
+        ["candidate", "status", "AUC", "accuracy", "Brier", "within fairness thresholds", "registered"],
+        [[c["candidate"], "trained" if c["status"] != "failed" else f"failed: {c['failure']}", c["auc"],
+          c["accuracy"], c["brier"], c["fairness_passed"] if c["status"] != "failed" else "-",
+          "yes" if c["run_id"] == registered_run else "no"] for c in candidates],
+    )  # fmt: skip
+
+
 def write_gate_report(
-    uc: UseCase, version: str, candidate: str, metrics: CandidateMetrics, decision: GateDecision
+    uc: UseCase,
+    version: str,
+    candidate: str,
+    metrics: CandidateMetrics,
+    decision: GateDecision,
+    candidates: list[dict[str, Any]] | None = None,
+    run_id: str = "",
 ) -> tuple[list[Path], str]:
     """gate_report.json and gate_report.md for a version; returns the files and the SHA-256 of the JSON (the
-    evidence an approver signs off)."""
+    evidence an approver signs off). `candidates`: every candidate of its training run, failed ones included."""
     folder = reports_dir(uc, "gate", version)
     report = {
         "model": uc.model_name,
@@ -92,6 +148,7 @@ def write_gate_report(
         "thresholds": uc.gate.model_dump(),
         "metrics": metrics.as_dict(),
         **decision.as_dict(),
+        "candidates": candidates or [],
     }
     json_path = folder / "gate_report.json"
     json_path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
@@ -110,12 +167,41 @@ champion AUC on the same holdout: {_fmt(metrics.champion_auc)}.
 ## Every rule
 {rules_table(decision)}
 
+## Groups not assessable (no rule applied; gate.min_group_rows {uc.gate.min_group_rows}, both outcomes needed)
+{not_assessable_list(decision)}
+
 ## Fairness per protected group (favourable outcome: approval)
-{fairness_table(metrics)}
+{fairness_table(metrics, decision)}
+
+{INTERVAL_NOTE}
+
+## Candidates trained on the same data
+{candidates_table(candidates, run_id) if candidates else "- not recorded"}
 """
     md_path = folder / "gate_report.md"
     md_path.write_text(md)
     return [json_path, md_path], evidence
+
+
+def worst_group(metrics: CandidateMetrics, decision: GateDecision) -> str:
+    """The model card's sentence on the assessable group with the lowest measured disparate impact."""
+    unassessed = _unassessed(metrics, decision)
+    measured = [g for g in metrics.fairness
+                if (g.attribute, g.group) not in unassessed and not math.isnan(g.disparate_impact)]  # fmt: skip
+    if not measured:
+        return "No group could be assessed, so it is not known for which group it works worst."
+    worst: GroupFairness = min(measured, key=lambda g: g.disparate_impact)
+    return (f"It works worst for `{worst.attribute}` = {worst.group} (approval rate {_fmt(worst.selection_rate_group)} "
+            f"against {_fmt(worst.selection_rate_reference)} for {worst.reference}; disparate impact "
+            f"{with_interval(worst.disparate_impact, worst.disparate_impact_ci)}).")  # fmt: skip
+
+
+def unassessed_groups(decision: GateDecision) -> str:
+    """The model card's sentence on the groups whose fairness the holdout could not show."""
+    if not decision.not_assessable:
+        return "Every protected group had enough holdout rows with both outcomes to be assessed."
+    listed = "; ".join(f"`{g.attribute}` = {g.group} ({g.size} rows: {g.reason})" for g in decision.not_assessable)
+    return f"Not assessed, so how fairly the model treats them is not shown: {listed}."
 
 
 def _catalogue_rows(uc: UseCase) -> list[list[Any]]:
@@ -156,17 +242,8 @@ def model_documentation(usecase: UseCase | str | None, version: str) -> dict[str
     approval = registry.approval_of(mv)
     if approval.get("decision") != "approved":
         raise RuntimeError(f"{uc.model_name} v{version} has no approval record: document approved versions only")
-    siblings = mlc.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.`fairway.dataset_fingerprint` = '{tags['fairway.dataset_fingerprint']}'",
-    )
-    candidates = _table(
-        ["candidate", "AUC", "accuracy", "Brier", "within fairness thresholds", "registered"],
-        [[r.data.tags.get("fairway.candidate"), r.data.metrics.get("auc"), r.data.metrics.get("accuracy"),
-          r.data.metrics.get("brier"), r.data.tags.get("fairway.fairness_passed"),
-          "yes" if r.info.run_id == mv.run_id else "no"] for r in siblings],
-    )  # fmt: skip
-    worst = min(metrics.fairness, key=lambda g: g.disparate_impact if not math.isnan(g.disparate_impact) else -1)
+    candidates = candidates_table(registry.sibling_candidates(str(mv.run_id)), str(mv.run_id))
+    gate_decision = GateDecision.from_dict(gate)
     previous = mv.tags.get("fairway.previous_champion", "none")
     folder = reports_dir(uc, "documentation", version)
     plot = folder / "fairness_by_group.png"
@@ -221,7 +298,14 @@ On the holdout month {lineage["holdout_month"]} ({lineage["holdout_rows"]} custo
 Brier score {_fmt(metrics.brier)}. {"No champion before this version." if metrics.champion_auc is None else f"Champion before this version, on the same holdout: AUC {_fmt(metrics.champion_auc)}."}
 
 ## 4. Fairness per protected group
-{fairness_table(metrics)}
+{fairness_table(metrics, gate_decision)}
+
+{INTERVAL_NOTE}
+
+Groups not assessable (fewer than {uc.gate.min_group_rows} rows, or without both outcomes, in the group or its
+reference): their metrics are shown above, the gate applied no rule to them.
+
+{not_assessable_list(gate_decision)}
 
 ![approval, true-positive and false-positive rates by group](fairness_by_group.png)
 
@@ -244,7 +328,7 @@ score points.
 ## 6. Risk management: the fairness gate (Art. 9)
 Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate report SHA-256 `{mv.tags.get("fairway.gate_report_sha256")}`.
 
-{rules_table(GateDecision(gate["passed"], [RuleResult(**r) for r in gate["rules"]]))}
+{rules_table(gate_decision)}
 
 ## 7. Human oversight (Art. 14)
 - Decision: {approval.get("decision")} by **{approval.get("approver")}** ({approval.get("mode")} mode) at {approval.get("decided_at")}.
@@ -258,9 +342,8 @@ Decision **{gate["decision"]}** against the thresholds of `{uc.name}`; gate repo
   not change which version may score.
 
 ## 8. Model card for deployers (Art. 13)
-- Works as measured above for the population of the training window. It works worst for
-  `{worst.attribute}` = {worst.group} (approval rate {_fmt(worst.selection_rate_group)} against {_fmt(worst.selection_rate_reference)} for {worst.reference};
-  disparate impact {_fmt(worst.disparate_impact)}).
+- Works as measured above for the population of the training window. {worst_group(metrics, gate_decision)}
+- {unassessed_groups(gate_decision)}
 - Known limitations: trained on {len(lineage["window_months"])} months of data; customers whose situation differs
   from that window (for example after an income shock) may be scored less accurately. Features with proxy risk
   are listed in the catalogue above with their justification.

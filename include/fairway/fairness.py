@@ -5,19 +5,39 @@ threshold) and a customer "deserved" approval when the label is the favourable v
 group of an attribute is compared with its reference group: disparate impact = approval rate of the group /
 of the reference, statistical parity = the difference of the same rates, equal opportunity = the difference of
 true-positive rates (approved among those who deserved it).
+
+Assessable: a group is judged by the gate only when it and its reference each have at least
+`gate.min_group_rows` rows and both outcomes (some rows that deserved approval and some that did not); otherwise
+its metrics are still computed where they can be (NaN where not) and it carries `assessable=False` and the reason.
+
+Uncertainty: each of the three gate metrics carries a seeded bootstrap 95 % percentile interval. The group's rows
+and the reference's rows are resampled separately, with replacement, each to its own size (a stratified
+bootstrap: the sizes stay those of the data, as in the comparison itself), BOOTSTRAP_RESAMPLES times. The r-th
+resample of the `n` rows of the group at position `k` of attribute `a` (positions in the config; the reference
+has its own) is the r-th call of `rng.integers(0, n, n)` on `rng = np.random.default_rng([seed, a, k])`, so a
+group's interval does not depend on the other groups. The metrics are recomputed on each pair of resamples from the rates defined above;
+resamples where a metric is undefined (the reference resample approves nobody, for disparate impact; no row that
+deserved approval, for equal opportunity) are left out of that metric's interval, which spans the 2.5th to the
+97.5th percentile of the rest (numpy's linear method). The intervals are reported; the gate decides on the point
+estimates.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fairway.config import GroupSpec, UseCase
-from fairway.gate import GroupFairness
+from fairway.gate import NAN_INTERVAL, GroupFairness
+
+BOOTSTRAP_RESAMPLES = 500
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_PERCENTILES = (2.5, 97.5)
 
 
 def group_mask(frame: pd.DataFrame, column: str, spec: GroupSpec) -> np.ndarray:
@@ -50,15 +70,87 @@ def _nan_metrics() -> dict[str, float]:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Resampled:
+    """Approval rate and true-positive rate of each bootstrap resample of one group's rows."""
+
+    approval_rate: np.ndarray
+    true_positive_rate: np.ndarray
+
+
+def resample_rates(approved: np.ndarray, favourable: np.ndarray, rng: np.random.Generator, resamples: int) -> Resampled:
+    """`resamples` bootstrap resamples of a group's rows (its `approved` and `favourable` flags), drawn at once: row
+    r of the index matrix equals the r-th `rng.integers(0, n, n)`."""
+    a = np.asarray(approved).astype(bool)
+    f = np.asarray(favourable).astype(bool)
+    n = len(a)
+    picks = rng.integers(0, n, size=(resamples, n), dtype=np.int32)
+    approved_count = a[picks].sum(axis=1)
+    deserving = f[picks].sum(axis=1)
+    approved_deserving = (a & f)[picks].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return Resampled(approved_count / n, np.where(deserving > 0, approved_deserving / deserving, np.nan))
+
+
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95 % percentile interval of the finite values (NaN, NaN when there are none)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return NAN_INTERVAL
+    low, high = np.percentile(finite, BOOTSTRAP_PERCENTILES)
+    return float(low), float(high)
+
+
+def bootstrap_intervals(group: Resampled, reference: Resampled) -> dict[str, tuple[float, float]]:
+    """Intervals of disparate impact, statistical parity and equal opportunity from paired resamples."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = group.approval_rate / reference.approval_rate
+    return {
+        "disparate_impact_ci": percentile_interval(ratio),
+        "statistical_parity_ci": percentile_interval(group.approval_rate - reference.approval_rate),
+        "equal_opportunity_ci": percentile_interval(group.true_positive_rate - reference.true_positive_rate),
+    }
+
+
+def assessment(
+    uc: UseCase, reference: str, favourable_group: np.ndarray, favourable_reference: np.ndarray
+) -> str | None:
+    """Why a group cannot be assessed against its reference (rows below gate.min_group_rows, a single outcome),
+    or None when it can."""
+    minimum, label = uc.gate.min_group_rows, uc.label.feature
+    found = []
+    for prefix, outcomes in (("", favourable_group), (f"reference {reference}: ", favourable_reference)):
+        n = len(outcomes)
+        if n < minimum:
+            found.append(f"{prefix}{n} rows, fewer than gate.min_group_rows {minimum}")
+        if n and len(np.unique(outcomes)) < 2:
+            which = "favourable" if outcomes[0] == 1 else "unfavourable"
+            found.append(f"{prefix}all {n} rows have the {which} outcome of {label}: both outcomes are needed")
+    return "; ".join(found) or None
+
+
 def group_fairness(
-    uc: UseCase, frame: pd.DataFrame, approved: np.ndarray, favourable: np.ndarray
+    uc: UseCase,
+    frame: pd.DataFrame,
+    approved: np.ndarray,
+    favourable: np.ndarray,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> list[GroupFairness]:
-    """holisticai classification bias metrics for every group against its attribute's reference group."""
+    """holisticai classification bias metrics for every group against its attribute's reference group, whether it
+    can be assessed, and the bootstrap intervals of the gate's metrics (module docstring)."""
     from holisticai.bias.metrics import classification_bias_metrics
 
+    approved, favourable = np.asarray(approved), np.asarray(favourable)
     results = []
-    for attr in uc.protected_attributes:
+    for a, attr in enumerate(uc.protected_attributes):
+        positions = {name: k for k, name in enumerate(attr.groups)}
         reference = group_mask(frame, attr.feature, attr.groups[attr.reference])
+        reference_resampled = None
+        if reference.any():
+            rng = np.random.default_rng([seed, a, positions[attr.reference]])
+            reference_resampled = resample_rates(approved[reference], favourable[reference], rng, resamples)
         for group, spec in attr.groups.items():
             if group == attr.reference:
                 continue
@@ -69,6 +161,18 @@ def group_fairness(
                 values = {str(k): float(v) for k, v in table["Value"].items()}
             else:
                 values = _nan_metrics()
+            intervals = dict.fromkeys(("disparate_impact_ci", "statistical_parity_ci", "equal_opportunity_ci"),
+                                      NAN_INTERVAL)  # fmt: skip
+            if mask.any() and reference_resampled is not None:
+                rng = np.random.default_rng([seed, a, positions[group]])
+                measured = bootstrap_intervals(resample_rates(approved[mask], favourable[mask], rng, resamples),
+                                               reference_resampled)  # fmt: skip
+                for name, point in (("disparate_impact_ci", "Disparate Impact"),
+                                    ("statistical_parity_ci", "Statistical Parity"),
+                                    ("equal_opportunity_ci", "Equality of Opportunity Difference")):  # fmt: skip
+                    if not math.isnan(values[point]):
+                        intervals[name] = measured[name]
+            reason = assessment(uc, attr.reference, favourable[mask], favourable[reference])
             results.append(GroupFairness(
                 attribute=attr.feature,
                 group=group,
@@ -83,14 +187,17 @@ def group_fairness(
                 false_positive_rate_difference=values["False Positive Rate Difference"],
                 average_odds_difference=values["Average Odds Difference"],
                 accuracy_difference=values["Accuracy Difference"],
+                assessable=reason is None,
+                reason=reason,
+                **intervals,
             ))  # fmt: skip
     return results
 
 
-def worst_disparate_impact(values: Iterable[float]) -> float | None:
+def worst_disparate_impact(values: Iterable[float | None]) -> float | None:
     """The disparate impact furthest from parity (1) on a log scale, so 0.8 and 1.25 are equally far; NaN
     (unmeasurable) values are left out; None when nothing is left."""
-    measured = [v for v in values if not math.isnan(v)]
+    measured = [v for v in values if v is not None and not math.isnan(v)]
     if not measured:
         return None
     return max(measured, key=lambda v: abs(math.log(v)) if v > 0 else math.inf)

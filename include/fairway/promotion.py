@@ -24,7 +24,7 @@ from typing import Any
 
 from fairway import gate, ledger, registry, settings
 from fairway.config import UseCase, resolve
-from fairway.documentation import sha256_file, write_gate_report
+from fairway.documentation import INTERVAL_NOTE, sha256_file, with_interval, write_gate_report
 
 AUTO_APPROVER = "policy:auto"
 GATE_ACTOR = "fairway:gate"
@@ -55,26 +55,45 @@ def gate_candidate(usecase: UseCase | str | None, version: str | None = None) ->
     metrics = registry.run_metrics(str(mv.run_id))
     decision = gate.evaluate(metrics, uc.gate)
     candidate = mv.tags.get("fairway.candidate", "?")
-    files, evidence = write_gate_report(uc, version, candidate, metrics, decision)
+    siblings = registry.sibling_candidates(str(mv.run_id))
+    files, evidence = write_gate_report(uc, version, candidate, metrics, decision, siblings, str(mv.run_id))
     registry.record_gate(uc, version, decision, files, evidence)
     ledger.append(uc.name, uc.model_name, version, ledger.GATE, GATE_ACTOR, {
         "decision": decision.decision, "reasons": decision.reasons, "gate_report_sha256": evidence,
         "candidate": candidate, "dataset_fingerprint": mv.tags.get("fairway.dataset_fingerprint", ""),
         "thresholds": uc.gate.model_dump(),
     })  # fmt: skip
+    summary = approval_summary(uc, version, candidate, metrics, decision, files[1], evidence)
+    return {"usecase": uc.name, "version": version, "candidate": candidate, "decision": decision.decision,
+            "reasons": decision.reasons, "evidence_sha256": evidence, "summary": summary}  # fmt: skip
+
+
+def approval_summary(uc: UseCase, version: str, candidate: str, metrics: gate.CandidateMetrics,
+                     decision: gate.GateDecision, report: Path, evidence: str) -> str:  # fmt: skip
+    """What the approver reads in the human-in-the-loop form: the decision, performance, every group's fairness
+    metrics with their bootstrap intervals, the groups the gate could not assess (size and reason), the report."""
+    unassessed = {(g.attribute, g.group) for g in decision.not_assessable}
     fairness = "\n".join(
-        f"- {g.attribute} {g.group} vs {g.reference}: disparate impact {g.disparate_impact:.3f}, "
-        f"statistical parity {g.statistical_parity:+.3f}, equal opportunity {g.equal_opportunity:+.3f}"
+        f"- {g.attribute} {g.group} vs {g.reference} (n {g.group_size} / {g.reference_size}"
+        f"{', not assessed' if (g.attribute, g.group) in unassessed else ''}): "
+        f"DI {with_interval(g.disparate_impact, g.disparate_impact_ci, 2)}, "
+        f"SPD {with_interval(g.statistical_parity, g.statistical_parity_ci, 2, signed=True)}, "
+        f"EOD {with_interval(g.equal_opportunity, g.equal_opportunity_ci, 2, signed=True)}"
         for g in metrics.fairness
     )
-    summary = (
+    not_assessed = "\n".join(f"- {g.describe()}" for g in decision.not_assessable)
+    failed = "\n".join(f"- {reason}" for reason in decision.reasons)
+    return (
         f"**{uc.model_name} v{version}** ({candidate}): gate decision **{decision.decision}**.\n\n"
         f"AUC {metrics.auc:.3f} (minimum {uc.gate.auc_min}; champion on the same holdout: "
         f"{'none' if metrics.champion_auc is None else f'{metrics.champion_auc:.3f}'}), accuracy {metrics.accuracy:.3f}.\n\n"
-        f"{fairness}\n\nGate report: {files[1]}\n\nEvidence SHA-256: `{evidence}`"
-    )
-    return {"usecase": uc.name, "version": version, "candidate": candidate, "decision": decision.decision,
-            "reasons": decision.reasons, "evidence_sha256": evidence, "summary": summary}  # fmt: skip
+        f"Fairness per group (DI disparate impact, SPD statistical parity difference, EOD equal opportunity "
+        f"difference). {INTERVAL_NOTE}\n\n{fairness}\n\n"
+        + (f"Not assessable (no rule applied; at least {uc.gate.min_group_rows} rows and both outcomes are needed "
+           f"in the group and its reference):\n\n{not_assessed}\n\n" if not_assessed else "")
+        + (f"Failed rules:\n\n{failed}\n\n" if failed else "")
+        + f"Gate report: {report}\n\nEvidence SHA-256: `{evidence}`"
+    )  # fmt: skip
 
 
 def reject_candidate(usecase: UseCase | str | None, gated: dict[str, Any]) -> dict[str, Any]:
