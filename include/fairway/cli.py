@@ -200,15 +200,28 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_usecase_init(args: argparse.Namespace) -> int:
-    from fairway.onboarding import init_usecase
+def _listed(values: Sequence[str] | None) -> list[str]:
+    """Repeatable options that also take comma-separated lists: A,B --x C -> [A, B, C]."""
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
 
-    protected = [c.strip() for value in args.protected for c in value.split(",") if c.strip()]
+
+def _cmd_usecase_init(args: argparse.Namespace) -> int:
+    from fairway.onboarding import init_usecase, parse_merge, parse_reference
+
+    reference: dict[str, str] = {}
+    for attribute, value in map(parse_reference, args.reference or []):
+        if reference.setdefault(attribute, value) != value:
+            raise ValueError(f"--reference names '{attribute}' twice ('{reference[attribute]}' and '{value}')")
+    merge: dict[str, dict[str, list[str]]] = {}
+    for attribute, key, values in map(parse_merge, args.merge or []):
+        merge.setdefault(attribute, {}).setdefault(key, []).extend(values)
     result = init_usecase(
-        args.name, args.csv, args.target, protected, entity=args.entity, timestamp=args.timestamp,
+        args.name, args.csv, args.target, _listed(args.protected), entity=args.entity, timestamp=args.timestamp,
         positive=args.positive, legal_basis=args.legal_basis, protected_legal_basis=args.protected_legal_basis,
         retention_months=args.retention_months, owner=args.owner, description=args.description,
-        start_month=args.start_month, sep=args.sep, force=args.force,
+        start_month=args.start_month, sep=args.sep, na_values=_listed(args.na_values),
+        drop_columns=_listed(args.drop_columns), reference=reference, merge=merge,
+        outcome_delay_months=args.outcome_delay_months, force=args.force,
     )  # fmt: skip
     print(result.describe())
     return 0
@@ -309,6 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--description", help="intended purpose (default: a generated sentence to replace)")
     init.add_argument("--start-month", default="2024-01", help="first month when there is no --timestamp")
     init.add_argument("--sep", default=",", help="column separator (default: ,)")
+    init.add_argument("--na-values", action="append", metavar="M[,M...]",
+                      help="cells that mean missing besides pandas' markers (NA, N/A, NaN, null, ...) and empty cells: "
+                           "the whole cell, letter case ignored (repeatable)")  # fmt: skip
+    init.add_argument("--drop-columns", action="append", metavar="COL[,COL...]",
+                      help="columns not to import (repeatable)")  # fmt: skip
+    init.add_argument("--reference", action="append", metavar="ATTRIBUTE=VALUE",
+                      help="reference group of a protected attribute, by group key or value (default: the group with "
+                           "the highest rate of the favourable outcome; repeatable)")  # fmt: skip
+    init.add_argument("--merge", action="append", metavar="ATTRIBUTE=VALUE,VALUE[,...]:GROUP",
+                      help="join groups of a category protected attribute (by value or group key) into one group "
+                           "GROUP (repeatable)")  # fmt: skip
+    init.add_argument("--outcome-delay-months", type=int, default=1, metavar="N",
+                      help="the outcomes of month M are delivered in month M+N, 1..36 (default: 1)")  # fmt: skip
     init.add_argument("--force", action="store_true", help="replace an existing use case of this name and its raw data")
     stopper = add(sub, "stop", _cmd_stop, "stop the champion now: the service answers 503, batch inference refuses")
     stopper.add_argument("--reason", required=True, help="why (shown in every refused answer)")

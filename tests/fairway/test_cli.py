@@ -55,3 +55,31 @@ def test_status_without_a_registry_says_there_is_no_champion(home: Path) -> None
 
     report = json.loads(as_json.stdout)
     assert report["champion"] is None and report["versions"] == [] and report["model"] == "credit-risk"
+
+
+def test_usecase_init_with_the_options_for_missing_values_groups_and_delays(home: Path, tmp_path: Path) -> None:
+    rows = ["Hours,Work,Note,Group,Sex,Outcome"]
+    for i in range(600):
+        work = "?" if i % 20 == 0 else ["private", "public", "self"][i % 3]
+        group = ["a", "b", "c", "tiny1", "tiny2"][0 if i % 10 < 6 else (1 if i % 10 < 8 else 2)]
+        group = "tiny1" if i % 97 == 0 else ("tiny2" if i % 89 == 0 else group)
+        rows.append(
+            f"{'' if i % 25 == 0 else i % 60},{work},n{i % 7},{group},{'fm'[i % 2]},{'bad' if i % 4 == 0 else 'good'}"
+        )
+    path = tmp_path / "file.csv"
+    path.write_text("\n".join(rows) + "\n")
+    done = _fairway(home, "usecase", "init", "--name", "opts", "--csv", str(path), "--target", "Outcome",
+                    "--protected", "Group,Sex", "--na-values", "?", "--drop-columns", "Note",
+                    "--merge", "group=tiny1,tiny2,c:other", "--reference", "Sex=m", "--outcome-delay-months", "2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "dropped at import (--drop-columns): 'Note'" in done.stdout and "cells '?'" not in done.stdout
+    assert "outcomes are delivered 2 months after their snapshot (label.available_after_months: 2)" in done.stdout
+    config = (home / "usecases" / "opts.yaml").read_text()
+    assert "nullable: true" in config and "available_after_months: 2" in config
+    assert "reference: m" in config and "- tiny2" in config
+    refused = _fairway(home, "usecase", "init", "--name", "opts2", "--csv", str(path), "--target", "Outcome",
+                       "--protected", "Group", "--merge", "group=a")  # fmt: skip
+    assert (
+        refused.returncode == 1
+        and "error: --merge 'group=a' is not ATTRIBUTE=VALUE,VALUE[,...]:GROUP" in refused.stderr
+    )

@@ -77,7 +77,9 @@ def test_types_roles_groups_and_catalogue_of_the_written_use_case(home: Path, tm
     assert uc.service("fairness_audit").name == "fairness_audit_v1"
 
     sex, age = uc.protected_attributes
-    assert sex.reference == "male" and set(sex.groups) == {"female", "male"}  # most frequent value
+    favourable = (frame["Outcome"] == "good").groupby(frame["Sex"]).mean()
+    assert set(sex.groups) == {"female", "male"}
+    assert sex.reference == favourable.idxmax()  # the highest rate of the favourable outcome ('good')
     assert sex.groups["female"].values == ["female"]
     median = float(np.ceil(np.median(frame["Age"])))
     assert set(age.groups) == {f"under_{median:g}", f"{median:g}_and_over"}
@@ -87,7 +89,10 @@ def test_types_roles_groups_and_catalogue_of_the_written_use_case(home: Path, tm
     over = group_mask(snapshots, "age", age.groups[f"{median:g}_and_over"])
     assert (under ^ over).all() and under.any() and over.any()  # the split partitions every row
     assert (snapshots["age"][under] < median).all() and (snapshots["age"][over] >= median).all()
-    assert age.reference == (f"under_{median:g}" if under.sum() > over.sum() else f"{median:g}_and_over")
+    good = (frame["Outcome"] == "good").to_numpy()
+    ages = frame["Age"].to_numpy()
+    higher_under = good[ages < median].mean() > good[ages >= median].mean()
+    assert age.reference == (f"under_{median:g}" if higher_under else f"{median:g}_and_over")
     roles = {c.source: c.role for c in result.columns}
     assert roles["Sex"] == "protected" and roles["Outcome"] == "label" and roles["Housing"] == "model input"
 
@@ -205,12 +210,16 @@ def test_every_problem_is_named_in_one_message(home: Path, tmp_path: Path) -> No
     frame = _frame(300)
     frame["Region"] = "north"  # constant
     frame["Comment"] = [f"note {i}" for i in range(300)]  # free text
-    frame.loc[[3, 10, 20], "Income (EUR)"] = np.nan
+    frame.loc[[3, 10, 20], "Income (EUR)"] = np.nan  # a model input: kept as nulls, not a problem
+    frame.loc[[4, 11], "Sex"] = np.nan  # a protected attribute needs a value in every row
     with pytest.raises(DatasetError) as excinfo:
         init_usecase("many", _csv(tmp_path, frame), "Outcome", ["Sex", "Religion"])
     text = _problems(excinfo)
-    assert "4 problem(s)" in text
-    assert "column 'Income (EUR)': 3 missing value(s) (lines 5, 12, 22): fill or drop them" in text
+    assert "4 problem(s)" in text and "column 'Income" not in text
+    assert (
+        "column 'Sex': 2 missing value(s) (lines 6, 13) in the protected attribute, which needs a value in every "
+        "row (rows are never dropped)" in text
+    )
     assert "column 'Region' is constant (every row is 'north')" in text
     assert "column 'Comment' looks like an id or free text (300 distinct values in 300 rows" in text
     assert "protected column 'Religion' is not in the file" in text
