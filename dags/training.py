@@ -5,12 +5,14 @@
 2. **build_training_frame** — point-in-time frame through Feast: model inputs (`credit_model_v1`) and protected
    attributes (`fairness_audit_v1`, evaluation only) as of each snapshot, with the labels known at the end of
    the window; the latest month is the holdout. Stored under FAIRWAY_HOME with its fingerprint.
-3. **train_candidate** (one mapped task per candidate) — baseline logistic regression and holisticai
-   bias-mitigated variants that need no protected attribute to predict (Reweighing, ExponentiatedGradient);
-   AUC, accuracy, Brier and holisticai bias metrics per protected group; one MLflow run each with the fairness
-   table, plots and lineage.
-4. **register_candidate** — the best AUC among candidates within the fairness thresholds, else the fairest,
-   becomes a new version of the model with alias `candidate`.
+3. **train_candidate** (one mapped task per candidate) — logistic regression and histogram gradient boosting,
+   each as a baseline and bias-mitigated without a protected attribute at prediction time (reweighing over the
+   intersectional protected groups; holisticai ExponentiatedGradient, logistic); AUC, accuracy, Brier and
+   holisticai bias metrics per protected group; one MLflow run each with the fairness table, plots and lineage.
+   A candidate that raises is logged as a FAILED run with its reason and the others go on.
+4. **register_candidate** — the best AUC among the trained candidates within the fairness thresholds, else the
+   fairest, becomes a new version of the model with alias `candidate`; fails (without retrying) only when every
+   candidate failed, naming each reason.
 
 Triggered by hand (the form below) or by a `fairway_retraining_request` from monitoring: then the window ends
 at the month of the request (the labels known then) and the request's reasons are kept as the run's lineage. Emits
@@ -25,7 +27,7 @@ from airflow.sdk import Param, dag, task
 from fairway_assets import MODEL_CANDIDATE, RETRAINING_REQUEST
 from fairway_common import DEFAULT_ARGS, MONTH_PATTERN, START_DATE, check_catalogue, triggered_by, usecase_param
 
-CANDIDATES = ["baseline", "reweighing", "exponentiated_gradient"]
+CANDIDATES = ["baseline", "reweighing", "exponentiated_gradient", "gradient_boosting", "gradient_boosting_reweighing"]
 
 
 @dag(
@@ -91,10 +93,14 @@ def training() -> None:
     def register_candidate(
         results: list[dict[str, Any]], params: dict[str, Any], outlet_events: Any = None
     ) -> dict[str, Any]:
-        from fairway.training import register_best
+        from airflow.sdk.exceptions import AirflowFailException
 
-        # by index: iterating the lazy XCom sequence runs past its end and logs a 404
-        registered = register_best(params["usecase"], [results[i] for i in range(len(results))])
+        from fairway.training import CandidateFailed, register_best
+
+        try:  # by index: iterating the lazy XCom sequence runs past its end and logs a 404
+            registered = register_best(params["usecase"], [results[i] for i in range(len(results))])
+        except CandidateFailed as error:  # a retry would read the same failed candidates
+            raise AirflowFailException(str(error)) from None
         outlet_events[MODEL_CANDIDATE].extra = {"usecase": params["usecase"], "version": registered["version"]}
         return registered
 

@@ -12,14 +12,17 @@
 6. print per month: rows scored, drift share, AUC and fairness of judged decisions, alerts and retraining;
    then the monitoring history, the champion history and where the reports are.
 
-Everything is written under FAIRWAY_HOME; Airflow's metadata DB is under FAIRWAY_HOME/airflow.
+Everything is written under FAIRWAY_HOME; Airflow's metadata DB is under FAIRWAY_HOME/airflow; the seconds each DAG
+took in total are in FAIRWAY_HOME/demo_seconds.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import io
+import json
 import logging
 import os
 import sys
@@ -29,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
+# every candidate the training DAG offers
+CANDIDATES = ["baseline", "reweighing", "exponentiated_gradient", "gradient_boosting", "gradient_boosting_reweighing"]
 
 
 def _step(text: str) -> None:
@@ -38,42 +43,93 @@ def _step(text: str) -> None:
 QUIET = True
 
 
+class _Failures(logging.Handler):
+    """The exceptions tasks log while a DAG runs in this process (dag.test() logs a failed task's traceback and
+    goes on), so that a failed run can print its reason even when the task output is hidden."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            self.seen.append(f"{record.getMessage()}\n      {type(error).__name__}: {error}")
+
+
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Without --verbose, what tasks print (Feast's progress, library notices) stays out of the demo's output."""
-    if not QUIET:
-        yield
-        return
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+def _quiet(failures: _Failures) -> Iterator[io.StringIO]:
+    """Without --verbose, what tasks print (Feast's progress, library notices) stays out of the demo's output;
+    the exceptions tasks log are collected either way."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    root.addHandler(failures)
+    try:
+        if not QUIET:
+            yield buffer
+            return
+        with contextlib.redirect_stdout(buffer):
+            yield buffer
+    finally:
+        root.removeHandler(failures)
 
 
-def _check(run, what: str) -> None:  # noqa: ANN001
+def _last_traceback(text: str) -> str:
+    """The last 'Traceback ...' block of captured output, else its last lines."""
+    at = text.rfind("Traceback (most recent call last)")
+    lines = (text[at:] if at >= 0 else text).strip().splitlines()
+    return "\n".join(f"      {line}" for line in lines[-25:])
+
+
+def _check(run, what: str, failures: _Failures, output: str = "") -> None:  # noqa: ANN001
     if run.state != "success":
         failed = [ti.task_id for ti in run.get_task_instances() if ti.state == "failed"]
         log_dir = Path(os.environ["AIRFLOW_HOME"]) / "logs"
-        sys.exit(f"{what} failed in {failed}; the reason is in the task log above and under {log_dir}")
+        reason = "\n".join(f"    - {line}" for line in failures.seen[-5:]) or _last_traceback(output)
+        sys.exit(f"{what} failed in {failed}:\n{reason or '    (no exception was logged)'}\n"
+                 f"(task logs under {log_dir}; --verbose shows every task's output)")  # fmt: skip
+
+
+# wall seconds per DAG, summed over its runs; written to FAIRWAY_HOME/demo_seconds.json when the demo ends
+SECONDS: dict[str, float] = {}
+
+
+def _record(dag_id: str, seconds: float) -> None:
+    if not SECONDS:
+        atexit.register(_write_seconds)
+    SECONDS[dag_id] = SECONDS.get(dag_id, 0.0) + seconds
+
+
+def _write_seconds() -> None:
+    path = Path(os.environ["FAIRWAY_HOME"]) / "demo_seconds.json"
+    path.write_text(json.dumps({k: round(v, 2) for k, v in SECONDS.items()}, indent=2))
 
 
 def run_dag(dag_id: str, conf: dict[str, object]) -> float:
-    """Run one DAG to completion in this process; exit with the failed task named when it fails."""
+    """Run one DAG to completion in this process; exit with the failed task and its exception when it fails."""
     import local_runs
 
     started = time.perf_counter()
-    with _quiet():
+    failures = _Failures()
+    with _quiet(failures) as output:
         run = local_runs.run(dag_id, conf)
-    _check(run, f"{dag_id} {conf}")
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    _record(dag_id, seconds)
+    _check(run, f"{dag_id} {conf}", failures, output.getvalue())
+    return seconds
 
 
 def run_triggered() -> list[str]:
     """Run what the queued asset events trigger (as the scheduler would); the DAG ids that ran, in order."""
     import local_runs
 
-    with _quiet():
+    failures = _Failures()
+    with _quiet(failures) as output:
         runs = local_runs.run_triggered()
     for run in runs:
-        _check(run, f"{run.dag_id} (triggered by an asset event)")
+        if run.start_date and run.end_date:
+            _record(run.dag_id, (run.end_date - run.start_date).total_seconds())
+        _check(run, f"{run.dag_id} (triggered by an asset event)", failures, output.getvalue())
     return [run.dag_id for run in runs]
 
 
@@ -87,11 +143,15 @@ def print_candidates(uc) -> None:  # noqa: ANN001
     mlc = registry.client()
     runs = mlc.search_runs([registry.experiment_id(uc)], order_by=["attributes.start_time DESC"], max_results=20)
     latest = runs[0].data.tags.get("fairway.dataset_fingerprint") if runs else None
-    print(f"\n    {'candidate':<24} {'AUC':>6} {'accuracy':>8}  {'gate':<7} failed rules")
+    print(f"\n    {'candidate':<30} {'AUC':>6} {'accuracy':>8}  {'gate':<7} failed rules")
     for run in reversed([r for r in runs if r.data.tags.get("fairway.dataset_fingerprint") == latest]):
+        if run.data.tags.get("fairway.candidate_status") == "failed":
+            print(f"    {run.data.tags['fairway.candidate']:<30} {'-':>6} {'-':>8}  {'FAILED':<7} "
+                  f"{run.data.tags.get('fairway.failure', '')}")  # fmt: skip
+            continue
         reasons = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/evaluation/gate_precheck.json")
         m = run.data.metrics
-        print(f"    {run.data.tags['fairway.candidate']:<24} {m['auc']:>6.3f} {m['accuracy']:>8.3f}  "
+        print(f"    {run.data.tags['fairway.candidate']:<30} {m['auc']:>6.3f} {m['accuracy']:>8.3f}  "
               f"{run.data.tags['fairway.gate_precheck']:<7} {'; '.join(reasons['reasons']) or '-'}")  # fmt: skip
     print()
     print(status_table(registry.status(uc)))
@@ -205,7 +265,7 @@ def main() -> int:
     print(report.table())
     print(f"    catalogue check passed: {len(report.model_inputs)} model inputs, protected attributes for audit only")
 
-    plan = lifecycle(available_months(uc), args.train_until)
+    plan = lifecycle(available_months(uc), args.train_until, uc.label.available_after_months)
     for note in plan.notes:
         print(f"    {note}")
     if not plan.runnable:
@@ -220,9 +280,10 @@ def main() -> int:
     print(offline_row_counts(uc).to_string())
 
     window_end = history[-1]
-    _step(f"run training: candidates on snapshots before {window_end}, labels known at its end")
-    seconds = run_dag("training", {"usecase": uc.name, "window_end": window_end, "window_months": 6,
-                                   "candidates": ["baseline", "reweighing", "exponentiated_gradient"]})  # fmt: skip
+    _step(f"run training: candidates on the snapshots whose outcomes were known at the end of {window_end}")
+    seconds = run_dag(
+        "training", {"usecase": uc.name, "window_end": window_end, "window_months": 6, "candidates": CANDIDATES}
+    )
     print(f"    training: success in {seconds:.1f} s")
     os.environ["FAIRWAY_APPROVAL_MODE"] = "auto"
     _step("run fairness_gate (approval by policy for the demo: FAIRWAY_APPROVAL_MODE=auto)")

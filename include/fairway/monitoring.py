@@ -40,7 +40,12 @@ log = logging.getLogger(__name__)
 
 SAMPLE_SEED = 0
 SCORE = "score"
-FAIRNESS_RULES = ("disparate_impact", "statistical_parity_difference", "equal_opportunity_difference")
+FAIRNESS_RULES = (
+    "disparate_impact",
+    "statistical_parity_difference",
+    "equal_opportunity_difference",
+    "assessable_groups",
+)
 
 
 class MonitoringError(RuntimeError):
@@ -60,6 +65,18 @@ def month_dir(uc: UseCase, month: str) -> Path:
 
 def _write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
     return write_atomic(path, write, keep_suffix=True)
+
+
+def json_safe(data: Any) -> Any:
+    """`data` with every NaN or infinite float as None: what a task returns goes to Airflow as strict JSON (an
+    unmeasurable metric, a small group's interval)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [json_safe(v) for v in data]
+    return data
 
 
 def _write_json(path: Path, data: Any) -> Path:
@@ -307,7 +324,7 @@ def check_outcomes(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     _write_json(folder / "outcomes.json", result)
     log.info("%s: decisions of %s judged on %d outcomes: AUC %.3f, %d rule(s) broken", month, judged, len(frame),
              metrics.auc, len(result["breaches"]))  # fmt: skip
-    return result
+    return json_safe(result)
 
 
 # --- the month's verdict, history and trends ---------------------------------------------------------

@@ -170,7 +170,43 @@ def flat_metrics(metrics: CandidateMetrics) -> dict[str, float]:
         flat[f"{prefix}.statistical_parity"] = g.statistical_parity
         flat[f"{prefix}.equal_opportunity"] = g.equal_opportunity
         flat[f"{prefix}.selection_rate"] = g.selection_rate_group
+        for name in ("disparate_impact", "statistical_parity", "equal_opportunity"):
+            low, high = getattr(g, f"{name}_ci")
+            flat[f"{prefix}.{name}_ci_low"], flat[f"{prefix}.{name}_ci_high"] = low, high
     return flat
+
+
+def candidate_tags(uc: UseCase, candidate: str, frame_summary: dict[str, Any]) -> dict[str, str]:
+    """The lineage tags of a candidate's run (trained or failed)."""
+    return {
+        f"{TAG}usecase": uc.name,
+        f"{TAG}candidate": candidate,
+        f"{TAG}window_end": frame_summary["window_end"],
+        f"{TAG}window_months": ",".join(frame_summary["window_months"]),
+        f"{TAG}holdout_month": frame_summary["holdout_month"],
+        f"{TAG}feature_service": frame_summary["model_feature_service"],
+        f"{TAG}audit_feature_service": frame_summary["audit_feature_service"],
+        f"{TAG}dataset_fingerprint": frame_summary["fingerprint"],
+        f"{TAG}rows": str(frame_summary["rows"]),
+        f"{TAG}code_revision": code_revision(),
+        f"{TAG}trigger": " | ".join(frame_summary.get("trigger", ["manual"]))[:5000],
+    }
+
+
+def log_failed_candidate(
+    uc: UseCase, candidate: str, frame_summary: dict[str, Any], params: dict[str, Any], error: str, trace: str
+) -> str:
+    """A candidate that raised: an MLflow run in status FAILED with its reason (tag `fairway.failure`) and the
+    traceback (`evaluation/failure.txt`), so the comparison shows it; returns the run id."""
+    tags = {**candidate_tags(uc, candidate, frame_summary), f"{TAG}candidate_status": "failed",
+            f"{TAG}failure": error[:5000], f"{TAG}fairness_passed": "false", f"{TAG}gate_precheck": "failed"}  # fmt: skip
+    with mlflow.start_run(experiment_id=experiment_id(uc), run_name=f"{candidate}-{frame_summary['window_end']}",
+                          tags=tags) as run:  # fmt: skip
+        mlflow.log_params(params)
+        mlflow.log_text(trace, "evaluation/failure.txt")
+        run_id = str(run.info.run_id)
+    client().set_terminated(run_id, status="FAILED")
+    return run_id
 
 
 def log_candidate(
@@ -189,17 +225,8 @@ def log_candidate(
 
     exp = experiment_id(uc)
     tags = {
-        f"{TAG}usecase": uc.name,
-        f"{TAG}candidate": candidate,
-        f"{TAG}window_end": frame_summary["window_end"],
-        f"{TAG}window_months": ",".join(frame_summary["window_months"]),
-        f"{TAG}holdout_month": frame_summary["holdout_month"],
-        f"{TAG}feature_service": frame_summary["model_feature_service"],
-        f"{TAG}audit_feature_service": frame_summary["audit_feature_service"],
-        f"{TAG}dataset_fingerprint": frame_summary["fingerprint"],
-        f"{TAG}rows": str(frame_summary["rows"]),
-        f"{TAG}code_revision": code_revision(),
-        f"{TAG}trigger": " | ".join(frame_summary.get("trigger", ["manual"]))[:5000],
+        **candidate_tags(uc, candidate, frame_summary),
+        f"{TAG}candidate_status": "trained",
         f"{TAG}fairness_passed": str(choice["fairness_passed"]).lower(),
         f"{TAG}gate_precheck": choice["gate_precheck"],
     }
@@ -225,6 +252,21 @@ def log_candidate(
         )
         mlflow.set_tag(f"{TAG}model_uri", info.model_uri)
         return {"run_id": run.info.run_id, "model_uri": info.model_uri}
+
+
+def sibling_candidates(run_id: str) -> list[dict[str, Any]]:
+    """Every candidate trained on the same frame (dataset fingerprint) as run `run_id`, failed ones included, in
+    start order: candidate, status, AUC, accuracy, Brier, within the fairness thresholds, failure reason, run id."""
+    mlc = client()
+    run = mlc.get_run(run_id)
+    fingerprint = run.data.tags[f"{TAG}dataset_fingerprint"]
+    runs = mlc.search_runs([run.info.experiment_id], order_by=["attributes.start_time ASC"],
+                           filter_string=f"tags.`{TAG}dataset_fingerprint` = '{fingerprint}'")  # fmt: skip
+    return [{"candidate": r.data.tags.get(f"{TAG}candidate"),
+             "status": r.data.tags.get(f"{TAG}candidate_status", "trained"),
+             "auc": r.data.metrics.get("auc"), "accuracy": r.data.metrics.get("accuracy"),
+             "brier": r.data.metrics.get("brier"), "fairness_passed": r.data.tags.get(f"{TAG}fairness_passed"),
+             "failure": r.data.tags.get(f"{TAG}failure"), "run_id": r.info.run_id} for r in runs]  # fmt: skip
 
 
 def run_metrics(run_id: str) -> CandidateMetrics:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 
 from fairway.config import UseCase, month_str, paths, resolve
 from fairway.data import month_bounds, months, months_between, to_arrow, write_parquet_atomic
-from fairway.features.retrieval import historical_features
+from fairway.features.retrieval import historical_features, rows_found
 from fairway.features.store import get_store
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,23 @@ MONTH_COLUMN = "_snapshot_month"
 
 @dataclass(frozen=True)
 class TrainingWindow:
-    """Snapshots of the `length` months before `end`, with the labels known at the end of month `end`."""
+    """Snapshots of `length` months whose labels were known at the end of month `end`: with outcomes delivered
+    `delay` months after a snapshot (label.available_after_months), the latest such snapshot is `end` - `delay`."""
 
     end: str
     length: int
+    delay: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "end", month_str(self.end))
         if self.length < 2:
             raise ValueError("a training window needs at least 2 months: earlier ones to train, the latest to hold out")
+        if self.delay < 0:
+            raise ValueError(f"an outcome delay of {self.delay} months is not possible")
 
     @property
     def snapshot_months(self) -> list[str]:
-        first = str(pd.Period(self.end, freq="M") - self.length)
+        first = str(pd.Period(self.end, freq="M") - self.delay - self.length + 1)
         return months(first, self.length)
 
     @property
@@ -67,7 +72,7 @@ def default_window(uc: UseCase, end: str | None = None, length: int = 6) -> Trai
         raise RuntimeError(f"no labels in the offline store of '{uc.name}': run feature_pipeline first")
     end = month_str(end) if end else delivered[-1]
     available = [m for m in delivered if m <= end]
-    return TrainingWindow(end, max(2, min(length, len(available))))
+    return TrainingWindow(end, max(2, min(length, len(available))), uc.label.available_after_months)
 
 
 def known_labels(uc: UseCase, snapshot_months: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
@@ -135,10 +140,16 @@ def build_training_frame(
     frame = pd.concat(
         [labels[[key, ts, MONTH_COLUMN, label]], inputs[uc.model_inputs], audit[uc.protected_features]], axis=1
     )
-    complete = frame[uc.model_inputs + uc.protected_features].notna().all(axis=1)
+    # left out: a snapshot the store does not have, or one without a value of a non-nullable input (a nullable
+    # input's null is data, imputed by the model pipeline)
+    needed = uc.model_inputs + uc.protected_features
+    required = [f for f in needed if not uc.feature(f).nullable]
+    found = rows_found(uc, labels[[key, ts]], needed).to_numpy()
+    complete = pd.Series(found & frame[required].notna().all(axis=1).to_numpy(), index=frame.index)
     dropped = int((~complete).sum())
     if dropped:
-        log.warning("%d labelled snapshots have no features in the store and are left out", dropped)
+        log.warning("%d labelled snapshots have no features in the store or lack a non-nullable input: left out",
+                    dropped)  # fmt: skip
     frame = frame[complete].reset_index(drop=True)
     holdout = frame[MONTH_COLUMN] == window.holdout_month
     if holdout.all() or not holdout.any():
@@ -203,86 +214,202 @@ def positive_target(uc: UseCase, frame: pd.DataFrame) -> np.ndarray:
 
 # --- candidates ----------------------------------------------------------------------------------
 
-CANDIDATES = ("baseline", "reweighing", "exponentiated_gradient")
+CANDIDATES = ("baseline", "reweighing", "exponentiated_gradient", "gradient_boosting", "gradient_boosting_reweighing")
+REWEIGHING = "Kamiran-Calders reweighing over the intersectional protected groups (training sample weights)"
 DESCRIPTIONS = {
     "baseline": ("logistic regression", "none"),
-    "reweighing": ("logistic regression", "holisticai Reweighing (training sample weights)"),
+    "reweighing": ("logistic regression", REWEIGHING),
     "exponentiated_gradient": ("logistic regression", "holisticai ExponentiatedGradientReduction (demographic parity)"),
+    "gradient_boosting": ("histogram gradient boosting", "none"),
+    "gradient_boosting_reweighing": ("histogram gradient boosting", REWEIGHING),
 }
+# a category seen in fewer training rows is grouped with the other rare ones into one "infrequent" column; a
+# category that appears only after training is scored as infrequent too
+MIN_CATEGORY_ROWS = 20
+MISSING_CATEGORY = "missing"
+# ExponentiatedGradient refits its estimator once per iteration on the whole frame: it is fitted on a stratified
+# sample (label x protected groups) of at most EG_MAX_ROWS training rows, for at most EG_MAX_ITER iterations
+EG_MAX_ROWS = 8_000
+EG_MAX_ITER = 15
+# a reweighing weight is kept in [1 / WEIGHT_CAP, WEIGHT_CAP]: a tiny intersectional cell cannot dominate the fit
+WEIGHT_CAP = 10.0
 
 
 def preprocessor(uc: UseCase) -> Any:
-    """Scale numbers, one-hot encode categories (with the config's categories, unknown ones ignored)."""
+    """The inputs as one dense matrix, the same in training, batch scoring and serving (it is part of the model):
+    - numbers are standardised; a nullable number's missing values get the training median, plus a 0/1 column
+      saying it was missing;
+    - categories are one-hot encoded with the config's categories (`allowed`) or the training data's; a nullable
+      category's missing values are the category "missing"; categories seen in fewer than MIN_CATEGORY_ROWS
+      training rows share one "infrequent" column, and so does a category not seen in training."""
     from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    def encoder(name: str) -> Any:
+        allowed = uc.feature(name).allowed
+        nullable = uc.feature(name).nullable
+        categories: Any = "auto"
+        if allowed:
+            categories = [sorted({*allowed, MISSING_CATEGORY} if nullable else set(allowed))]
+        onehot = OneHotEncoder(categories=categories, handle_unknown="infrequent_if_exist",
+                               min_frequency=MIN_CATEGORY_ROWS, sparse_output=False)  # fmt: skip
+        if not nullable:
+            return onehot
+        # a missing category arrives as NaN (retrieval, inference, the service) or None (a frame read back from
+        # parquet): both become "missing"; NaN first, as an imputer of None refuses NaN
+        fill = {"strategy": "constant", "fill_value": MISSING_CATEGORY}
+        return make_pipeline(SimpleImputer(**fill), SimpleImputer(missing_values=None, **fill), onehot)
+
+    def scaler(name: str) -> Any:
+        if not uc.feature(name).nullable:
+            return StandardScaler()
+        return make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
 
     categorical = [f for f in uc.model_inputs if uc.feature(f).dtype in ("string", "bool")]
     numeric = [f for f in uc.model_inputs if f not in categorical]
-    categories = [uc.feature(f).allowed or "auto" for f in categorical]
-    encoder = OneHotEncoder(
-        categories=categories if all(c != "auto" for c in categories) else "auto", handle_unknown="ignore"
-    )
-    return ColumnTransformer([("numeric", StandardScaler(), numeric), ("categorical", encoder, categorical)])
+    plain_numbers = [f for f in numeric if not uc.feature(f).nullable]
+    plain_categories = [f for f in categorical if not uc.feature(f).nullable]
+    steps: list[tuple[str, Any, list[str]]] = []
+    if plain_numbers:
+        steps.append(("numeric", StandardScaler(), plain_numbers))
+    steps += [(f"numeric_{f}", scaler(f), [f]) for f in numeric if f not in plain_numbers]
+    if plain_categories and all(uc.feature(f).allowed for f in plain_categories):
+        steps.append(("categorical", OneHotEncoder(
+            categories=[sorted(uc.feature(f).allowed or []) for f in plain_categories],
+            handle_unknown="infrequent_if_exist", min_frequency=MIN_CATEGORY_ROWS, sparse_output=False,
+        ), plain_categories))  # fmt: skip
+    else:
+        steps += [(f"categorical_{f}", encoder(f), [f]) for f in plain_categories]
+    steps += [(f"categorical_{f}", encoder(f), [f]) for f in categorical if f not in plain_categories]
+    return ColumnTransformer(steps, sparse_threshold=0.0)
 
 
-def mitigation_target(uc: UseCase, train: pd.DataFrame) -> tuple[str, str]:
-    """The (attribute, group) whose favourable-label rate is furthest below its reference group's in the
-    training labels: the group the mitigated candidates protect."""
+@dataclass(frozen=True)
+class MitigationPlan:
+    """Who the mitigated candidates protect: every protected attribute at once (`cells`: each training row's
+    intersectional group, e.g. "sex=female|race=black"), and the disadvantaged group of each attribute: its group
+    with the lowest favourable-outcome rate relative to the reference, among groups with at least `min_rows`
+    training rows (`worst`: attribute -> (group, rate ratio)). ExponentiatedGradient, whose constraint takes two
+    groups, protects the most disadvantaged of these groups (`disadvantaged`: its rows) against everyone else."""
+
+    cells: np.ndarray
+    worst: dict[str, tuple[str, float]]
+    disadvantaged: np.ndarray
+    min_rows: int
+
+    @property
+    def constrained(self) -> str:
+        """'attribute: group' of the group ExponentiatedGradient protects ('' when none is disadvantaged)."""
+        if not self.worst:
+            return ""
+        attribute = min(self.worst, key=lambda a: (self.worst[a][1], a))
+        return f"{attribute}: {self.worst[attribute][0]}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"mitigated_groups": "; ".join(f"{a}: {g} ({r:.2f} of the reference's favourable rate)"
+                                              for a, (g, r) in self.worst.items()) or "none measurable",
+                "mitigation_cells": int(len(np.unique(self.cells))), "mitigation_min_group_rows": self.min_rows}  # fmt: skip
+
+
+def mitigation_plan(uc: UseCase, train: pd.DataFrame) -> MitigationPlan:
+    """The intersectional cells and each attribute's disadvantaged group in the training labels."""
     from fairway.fairness import group_mask
 
     favourable = (train[uc.label.feature] == uc.label.favourable_value).to_numpy()
-    worst: tuple[float, str, str] | None = None
+    min_rows = max(uc.gate.min_group_rows, len(train) // 100)
+    cells = np.full(len(train), "", dtype=object)
+    worst: dict[str, tuple[str, float]] = {}
+    disadvantaged = np.zeros(len(train), dtype=bool)
     for attr in uc.protected_attributes:
+        labels = np.full(len(train), "(none)", dtype=object)
         reference = group_mask(train, attr.feature, attr.groups[attr.reference])
+        ratios: dict[str, float] = {}
         for group, spec in attr.groups.items():
             mask = group_mask(train, attr.feature, spec)
-            if group == attr.reference or not mask.any() or not reference.any():
-                continue
-            ratio = favourable[mask].mean() / max(favourable[reference].mean(), 1e-9)
-            if worst is None or ratio < worst[0]:
-                worst = (float(ratio), attr.feature, group)
-    if worst is None:
-        raise RuntimeError("no protected group can be measured in the training data")
-    return worst[1], worst[2]
+            labels[mask] = group
+            if group != attr.reference and mask.sum() >= min_rows and reference.sum() >= min_rows:
+                ratios[group] = float(favourable[mask].mean() / max(favourable[reference].mean(), 1e-9))
+        cells = cells + ("|" if attr is not uc.protected_attributes[0] else "") + f"{attr.feature}=" + labels
+        if ratios:
+            group = min(ratios, key=lambda g: (ratios[g], g))
+            if ratios[group] < 1:
+                worst[attr.feature] = (group, ratios[group])
+    if worst:
+        attribute = min(worst, key=lambda a: (worst[a][1], a))
+        spec = next(a for a in uc.protected_attributes if a.feature == attribute).groups[worst[attribute][0]]
+        disadvantaged = group_mask(train, attribute, spec)
+    else:
+        log.warning("no protected group has a lower favourable rate than its reference in the training labels")
+    return MitigationPlan(cells.astype(str), worst, disadvantaged, min_rows)
+
+
+def reweighing_weights(cells: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kamiran & Calders' reweighing over groups: w(g, y) = P(g) P(y) / P(g, y), so that the label is independent
+    of the group in the weighted data (for two groups, what holisticai's Reweighing computes), capped to
+    [1 / WEIGHT_CAP, WEIGHT_CAP] and rescaled to a mean of 1."""
+    frame = pd.DataFrame({"g": cells, "y": y})
+    p_group = frame["g"].map(frame["g"].value_counts(normalize=True))
+    p_label = frame["y"].map(frame["y"].value_counts(normalize=True))
+    p_joint = frame.groupby(["g", "y"])["y"].transform("size") / len(frame)
+    weights = np.clip((p_group * p_label / p_joint).to_numpy(dtype=float), 1 / WEIGHT_CAP, WEIGHT_CAP)
+    return weights / weights.mean()
+
+
+def stratified_sample(strata: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """Row positions of a seeded sample of at most `size` rows keeping each stratum's share (every stratum keeps
+    one row at least); all rows when there are not more."""
+    if len(strata) <= size:
+        return np.arange(len(strata))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for value in np.unique(strata):
+        rows = np.flatnonzero(strata == value)
+        take = max(1, round(len(rows) * size / len(strata)))
+        chosen.append(rng.choice(rows, size=min(take, len(rows)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def _classifier(name: str) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    if DESCRIPTIONS[name][0] == "histogram gradient boosting":
+        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, early_stopping=True, random_state=0)
+    return LogisticRegression(max_iter=2000, C=1.0)
 
 
 def fit_candidate(uc: UseCase, name: str, train: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
     """Fit one candidate; protected attributes are used at fit time only, never as model inputs."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from fairway.fairness import group_mask
-
+    if name not in DESCRIPTIONS:
+        raise ValueError(f"unknown candidate '{name}' (known: {', '.join(CANDIDATES)})")
     x, y = train[uc.model_inputs], positive_target(uc, train)
     algorithm, mitigation = DESCRIPTIONS[name]
-    params: dict[str, Any] = {
-        "candidate": name,
-        "algorithm": algorithm,
-        "mitigation": mitigation,
-        "train_rows": len(train),
-    }
-    logistic = LogisticRegression(max_iter=2000, C=1.0)
-    if name == "baseline":
-        model = Pipeline([("prep", preprocessor(uc)), ("clf", logistic)]).fit(x, y)
-        return model, params
-    attribute, group = mitigation_target(uc, train)
-    spec = next(a for a in uc.protected_attributes if a.feature == attribute).groups[group]
-    group_a = group_mask(train, attribute, spec)
-    params.update(mitigated_attribute=attribute, mitigated_group=group)
-    if name == "reweighing":
-        from holisticai.bias.mitigation import Reweighing
+    params: dict[str, Any] = {"candidate": name, "algorithm": algorithm, "mitigation": mitigation,
+                              "train_rows": len(train)}  # fmt: skip
+    model = Pipeline([("prep", preprocessor(uc)), ("clf", _classifier(name))])
+    if mitigation == "none":
+        return model.fit(x, y), params
+    plan = mitigation_plan(uc, train)
+    params.update(plan.describe())
+    if mitigation == REWEIGHING:
+        return model.fit(x, y, clf__sample_weight=reweighing_weights(plan.cells, y)), params
+    from holisticai.bias.mitigation import ExponentiatedGradientReduction
 
-        weights = Reweighing().fit(y, group_a, ~group_a).sample_weight
-        model = Pipeline([("prep", preprocessor(uc)), ("clf", logistic)]).fit(x, y, clf__sample_weight=weights)
-        return model, params
-    if name == "exponentiated_gradient":
-        from holisticai.bias.mitigation import ExponentiatedGradientReduction
-
-        reduction = ExponentiatedGradientReduction(constraints="DemographicParity", estimator=logistic, seed=0)
-        model = Pipeline([("prep", preprocessor(uc)), ("eg", reduction)])
-        model.fit(x, y, eg__group_a=group_a, eg__group_b=~group_a)
-        return model, params
-    raise ValueError(f"unknown candidate '{name}' (known: {', '.join(CANDIDATES)})")
+    group_a = plan.disadvantaged
+    if not group_a.any() or group_a.all():
+        raise RuntimeError("ExponentiatedGradient needs a disadvantaged group and others in the training data: "
+                           f"none of {uc.protected_features} has a group with a lower favourable rate")  # fmt: skip
+    rows = stratified_sample(np.char.add(plan.cells, y.astype(str)), EG_MAX_ROWS)
+    params.update(eg_protected_group=plan.constrained, eg_sample_rows=len(rows), eg_max_iter=EG_MAX_ITER)
+    reduction = ExponentiatedGradientReduction(constraints="DemographicParity", estimator=_classifier("baseline"),
+                                               max_iter=EG_MAX_ITER, seed=0)  # fmt: skip
+    model = Pipeline([("prep", preprocessor(uc)), ("eg", reduction)])
+    model.fit(x.iloc[rows], y[rows], eg__group_a=group_a[rows], eg__group_b=~group_a[rows])
+    return model, params
 
 
 def predict_scores(model: Any, inputs: pd.DataFrame) -> np.ndarray:
@@ -333,7 +460,8 @@ def explain_candidate(
         importance, folder / "permutation_importance.png", f"{candidate}: permutation importance on the holdout"
     )
     reference = folder / "reference.json"
-    reference.write_text(json.dumps(explanations.reference_point(train, uc.model_inputs), indent=2))
+    integers = [f for f in uc.model_inputs if uc.feature(f).dtype == "int"]
+    reference.write_text(json.dumps(explanations.reference_point(train, uc.model_inputs, integers), indent=2))
     return [table, plot, reference]
 
 
@@ -344,16 +472,40 @@ def load_reference(run_id: str) -> dict[str, Any]:
     return registry.load_dict(run_id, "evaluation/reference.json")
 
 
+class CandidateFailed(RuntimeError):
+    """Every candidate of a training run failed: nothing can be registered."""
+
+
 def train_candidate(usecase: UseCase | str | None, frame_summary: dict[str, Any], candidate: str) -> dict[str, Any]:
-    """Fit, evaluate and log one candidate as an MLflow run; returns its run id and headline numbers."""
+    """Fit, evaluate and log one candidate as an MLflow run; returns its run id and headline numbers. A candidate
+    that raises is logged as a failed run with its reason and returned as `{"failed": True, "error": ...}`: the
+    other candidates of the run are still compared (register_best fails only when all of them failed)."""
+    import traceback
+
+    from fairway import registry
+
+    uc = resolve(usecase)
+    try:
+        return _train_and_log(uc, frame_summary, candidate)
+    except Exception as error:  # noqa: BLE001 - recorded with its traceback; the run goes on without it
+        reason = f"{type(error).__name__}: {error}"
+        log.exception("candidate %s failed: %s", candidate, reason)
+        algorithm, mitigation = DESCRIPTIONS.get(candidate, ("?", "?"))
+        params = {"candidate": candidate, "algorithm": algorithm, "mitigation": mitigation}
+        run_id = registry.log_failed_candidate(uc, candidate, frame_summary, params, reason, traceback.format_exc())
+        return {"candidate": candidate, "run_id": run_id, "failed": True, "error": reason}
+
+
+def _train_and_log(uc: UseCase, frame_summary: dict[str, Any], candidate: str) -> dict[str, Any]:
     import tempfile
 
     from fairway import gate, registry, verification
     from fairway.fairness import approvals, deserved, group_rates, plot_group_rates
 
-    uc = resolve(usecase)
     train, holdout = load_frame(frame_summary)
+    started = time.perf_counter()
     model, params = fit_candidate(uc, candidate, train)
+    params["fit_seconds"] = round(time.perf_counter() - started, 2)
     champion = verification.comparison_champion(uc)
     metrics, scores = evaluate_model(uc, model, holdout, champion)
     decision = gate.evaluate(metrics, uc.gate)
@@ -367,28 +519,29 @@ def train_candidate(usecase: UseCase | str | None, frame_summary: dict[str, Any]
             rates, Path(tmp) / "fairness_by_group.png", f"{candidate}: holdout {frame_summary['holdout_month']}"
         )
         explained = explain_candidate(uc, model, train, holdout, Path(tmp), candidate)
-        run = registry.log_candidate(
-            uc,
-            candidate,
-            model,
-            metrics,
-            frame_summary,
-            params,
-            [table, plot, *explained],
-            holdout[uc.model_inputs].head(50),
-            choice,
-        )
-    log.info("candidate %s: AUC %.3f, gate pre-check %s", candidate, metrics.auc, decision.decision)
-    return {"candidate": candidate, "run_id": run["run_id"], "auc": metrics.auc, **choice}
+        run = registry.log_candidate(uc, candidate, model, metrics, frame_summary, params, [table, plot, *explained],
+                                     holdout[uc.model_inputs].head(50), choice)  # fmt: skip
+    log.info("candidate %s: AUC %.3f, gate pre-check %s (fit %.1f s)", candidate, metrics.auc, decision.decision,
+             params["fit_seconds"])  # fmt: skip
+    return {"candidate": candidate, "run_id": run["run_id"], "auc": metrics.auc, "failed": False,
+            "fit_seconds": params["fit_seconds"], **choice}  # fmt: skip
 
 
 def register_best(usecase: UseCase | str | None, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Register the chosen candidate (best AUC within the fairness thresholds, else the fairest) as `candidate`."""
+    """Register the chosen candidate (best AUC within the fairness thresholds, else the fairest) as `candidate`;
+    failed candidates are left out of the choice and named in the result. Raises CandidateFailed (every
+    candidate's reason) when none trained."""
     from fairway import gate, registry
 
     uc = resolve(usecase)
-    metrics = {r["candidate"]: registry.run_metrics(r["run_id"]) for r in results}
+    failed = [r for r in results if r.get("failed")]
+    trained = [r for r in results if not r.get("failed")]
+    if not trained:
+        raise CandidateFailed("every candidate failed, nothing to register: "
+                              + "; ".join(f"{r['candidate']}: {r['error']}" for r in failed))  # fmt: skip
+    metrics = {r["candidate"]: registry.run_metrics(r["run_id"]) for r in trained}
     chosen = gate.choose(metrics, uc.gate)
-    run_id = next(r["run_id"] for r in results if r["candidate"] == chosen)
+    run_id = next(r["run_id"] for r in trained if r["candidate"] == chosen)
     version = registry.register_candidate(uc, run_id)
-    return {"usecase": uc.name, "model": uc.model_name, "version": version, "candidate": chosen, "run_id": run_id}
+    return {"usecase": uc.name, "model": uc.model_name, "version": version, "candidate": chosen, "run_id": run_id,
+            "failed": {r["candidate"]: r["error"] for r in failed}}  # fmt: skip

@@ -299,3 +299,45 @@ def test_a_path_as_usecase_is_refused_before_anything_runs(lifecycle) -> None:
         run(lifecycle["gate"], {"usecase": "/tmp/loose_copy.yaml", "version": "1"})
     with pytest.raises(ConfigError, match="is not a use-case name"):
         gate_candidate("/tmp/loose_copy.yaml", "1")
+
+
+def test_a_candidate_that_raises_is_recorded_and_the_others_are_compared(lifecycle, monkeypatch) -> None:
+    """One candidate raises (as ExponentiatedGradient once did on a sparse matrix): its MLflow run is FAILED with
+    the reason, the others are compared and the best is registered; when every candidate raises, training fails
+    with each reason."""
+    from fairway import training
+
+    uc = lifecycle["uc"]
+    plain = training._classifier
+
+    def broken(name: str):
+        if name == "gradient_boosting":
+            raise IndexError("tuple index out of range")
+        return plain(name)
+
+    monkeypatch.setattr(training, "_classifier", broken)
+    trained, states = train(lifecycle, ["baseline", "gradient_boosting"])
+    assert trained.state == "success", states
+    registered = registry.get_version(uc, "1")
+    assert registered.tags["fairway.candidate"] == "baseline"
+    runs = {r.data.tags["fairway.candidate"]: r for r in registry.client().search_runs([registry.experiment_id(uc)])}
+    failed = runs["gradient_boosting"]
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["fairway.candidate_status"] == "failed"
+    assert failed.data.tags["fairway.failure"] == "IndexError: tuple index out of range"
+    trace = mlflow.artifacts.load_text(f"runs:/{failed.info.run_id}/evaluation/failure.txt")
+    assert "Traceback" in trace and "IndexError" in trace
+    assert runs["baseline"].data.tags["fairway.candidate_status"] == "trained"
+
+    def always(name: str):
+        raise ValueError(f"{name} cannot fit")
+
+    monkeypatch.setattr(training, "_classifier", always)
+    trained, states = train(lifecycle, ["baseline", "reweighing"])
+    assert trained.state == "failed"
+    assert states["register_candidate"] == "failed"
+    assert states["train_candidate"] == "success"  # each candidate's failure is recorded, not raised
+    with pytest.raises(training.CandidateFailed, match="baseline: ValueError: baseline cannot fit; reweighing"):
+        training.register_best(uc, [{"candidate": n, "failed": True, "error": f"ValueError: {n} cannot fit"}
+                                    for n in ("baseline", "reweighing")])  # fmt: skip
+    assert str(registry.version_by_alias(uc, registry.CANDIDATE).version) == "1"  # nothing new registered

@@ -89,3 +89,16 @@ def test_history_keeps_one_row_per_month(usecase, home) -> None:
     history = monitoring.read_history(usecase)
     assert list(history["month"]) == ["2024-07", "2024-08"]
     assert list(history["drift_share"]) == [0.0, 0.4]
+
+
+def test_what_a_monitoring_task_returns_is_strict_json() -> None:
+    """A small group's metrics and intervals are NaN: Airflow's XCom takes strict JSON, so they become null."""
+    import json
+    import math
+
+    from fairway.monitoring import json_safe
+
+    data = {"auc": 0.8, "metrics": {"fairness": [{"disparate_impact": math.nan, "ci": (math.nan, math.inf)}]}}
+    assert json.dumps(json_safe(data), allow_nan=False) == (
+        '{"auc": 0.8, "metrics": {"fairness": [{"disparate_impact": null, "ci": [null, null]}]}}'
+    )
