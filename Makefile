@@ -76,6 +76,8 @@ bench: setup  ## benchmarks: ratios against their baselines, results under bench
 	$(BIN)/python bench/bench_serving.py
 	$(BIN)/python bench/bench_reasons.py
 	$(BIN)/python bench/bench_lifecycle.py
+	$(BIN)/python bench/bench_onboarding.py
+	$(BIN)/python bench/bench_mitigation.py
 
 clean:  ## delete everything Fairway made (FAIRWAY_HOME); keeps .venv
 	rm -rf $(FAIRWAY_HOME)

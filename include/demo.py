@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -43,51 +44,39 @@ def _step(text: str) -> None:
 QUIET = True
 
 
-class _Failures(logging.Handler):
-    """The exceptions tasks log while a DAG runs in this process (dag.test() logs a failed task's traceback and
-    goes on), so that a failed run can print its reason even when the task output is hidden."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.seen: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            self.seen.append(f"{record.getMessage()}\n      {type(error).__name__}: {error}")
-
-
 @contextlib.contextmanager
-def _quiet(failures: _Failures) -> Iterator[io.StringIO]:
-    """Without --verbose, what tasks print (Feast's progress, library notices) stays out of the demo's output;
-    the exceptions tasks log are collected either way."""
+def _quiet() -> Iterator[io.StringIO]:
+    """Without --verbose, what tasks print (Feast's progress, library notices, task logs) stays out of the demo's
+    output; it is kept in the buffer yielded, so that a failed run can still print its exception."""
     buffer = io.StringIO()
-    root = logging.getLogger()
-    root.addHandler(failures)
-    try:
-        if not QUIET:
-            yield buffer
-            return
-        with contextlib.redirect_stdout(buffer):
-            yield buffer
-    finally:
-        root.removeHandler(failures)
+    if not QUIET:
+        yield buffer
+        return
+    with contextlib.redirect_stdout(buffer):
+        yield buffer
 
 
-def _last_traceback(text: str) -> str:
-    """The last 'Traceback ...' block of captured output, else its last lines."""
-    at = text.rfind("Traceback (most recent call last)")
-    lines = (text[at:] if at >= 0 else text).strip().splitlines()
-    return "\n".join(f"      {line}" for line in lines[-25:])
+LOG_LINE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")  # a task log line: where a printed traceback ends
 
 
-def _check(run, what: str, failures: _Failures, output: str = "") -> None:  # noqa: ANN001
+def task_exception(output: str) -> str:
+    """The last traceback a task printed, cut where the log lines resume: its innermost frames and the exception."""
+    at = output.rfind("Traceback (most recent call last)")
+    if at < 0:
+        return ""
+    lines = output[at:].splitlines()
+    end = next((i for i, line in enumerate(lines[1:], start=1) if LOG_LINE.match(line)), len(lines))
+    block = [line.strip() for line in lines[:end] if line.strip() and set(line.strip()) != {"^"}]
+    return "\n".join(f"      {line}" for line in block[-12:])
+
+
+def _check(run, what: str, output: str = "") -> None:  # noqa: ANN001
     if run.state != "success":
         failed = [ti.task_id for ti in run.get_task_instances() if ti.state == "failed"]
         log_dir = Path(os.environ["AIRFLOW_HOME"]) / "logs"
-        reason = "\n".join(f"    - {line}" for line in failures.seen[-5:]) or _last_traceback(output)
-        sys.exit(f"{what} failed in {failed}:\n{reason or '    (no exception was logged)'}\n"
-                 f"(task logs under {log_dir}; --verbose shows every task's output)")  # fmt: skip
+        reason = task_exception(output) or "      (the exception is in the task log above)"
+        sys.exit(f"{what} failed in {failed}:\n{reason}\n(task logs under {log_dir}; --verbose shows every task's "
+                 "output)")  # fmt: skip
 
 
 # wall seconds per DAG, summed over its runs; written to FAIRWAY_HOME/demo_seconds.json when the demo ends
@@ -95,14 +84,14 @@ SECONDS: dict[str, float] = {}
 
 
 def _record(dag_id: str, seconds: float) -> None:
-    if not SECONDS:
-        atexit.register(_write_seconds)
+    if not SECONDS:  # also when the demo exits on a failed run
+        atexit.register(_write_seconds, Path(os.environ["FAIRWAY_HOME"]) / "demo_seconds.json")
     SECONDS[dag_id] = SECONDS.get(dag_id, 0.0) + seconds
 
 
-def _write_seconds() -> None:
-    path = Path(os.environ["FAIRWAY_HOME"]) / "demo_seconds.json"
-    path.write_text(json.dumps({k: round(v, 2) for k, v in SECONDS.items()}, indent=2))
+def _write_seconds(path: Path) -> None:
+    if path.parent.is_dir():
+        path.write_text(json.dumps({k: round(v, 2) for k, v in SECONDS.items()}, indent=2))
 
 
 def run_dag(dag_id: str, conf: dict[str, object]) -> float:
@@ -110,12 +99,11 @@ def run_dag(dag_id: str, conf: dict[str, object]) -> float:
     import local_runs
 
     started = time.perf_counter()
-    failures = _Failures()
-    with _quiet(failures) as output:
+    with _quiet() as output:
         run = local_runs.run(dag_id, conf)
     seconds = time.perf_counter() - started
     _record(dag_id, seconds)
-    _check(run, f"{dag_id} {conf}", failures, output.getvalue())
+    _check(run, f"{dag_id} {conf}", output.getvalue())
     return seconds
 
 
@@ -123,13 +111,12 @@ def run_triggered() -> list[str]:
     """Run what the queued asset events trigger (as the scheduler would); the DAG ids that ran, in order."""
     import local_runs
 
-    failures = _Failures()
-    with _quiet(failures) as output:
+    with _quiet() as output:
         runs = local_runs.run_triggered()
     for run in runs:
         if run.start_date and run.end_date:
             _record(run.dag_id, (run.end_date - run.start_date).total_seconds())
-        _check(run, f"{run.dag_id} (triggered by an asset event)", failures, output.getvalue())
+        _check(run, f"{run.dag_id} (triggered by an asset event)", output.getvalue())
     return [run.dag_id for run in runs]
 
 

@@ -122,7 +122,7 @@ def candidates_table(candidates: list[dict[str, Any]], registered_run: str) -> s
     """The candidates trained on the same frame; a failed one with its reason."""
     return _table(
         ["candidate", "status", "AUC", "accuracy", "Brier", "within fairness thresholds", "registered"],
-        [[c["candidate"], "trained" if c["status"] != "failed" else f"failed: {c['failure']}", c["auc"],
+        [[c["candidate"], "trained" if c["status"] != "failed" else f"failed: {' '.join(str(c['failure']).split())}", c["auc"],
           c["accuracy"], c["brier"], c["fairness_passed"] if c["status"] != "failed" else "-",
           "yes" if c["run_id"] == registered_run else "no"] for c in candidates],
     )  # fmt: skip

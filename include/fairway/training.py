@@ -229,8 +229,8 @@ MIN_CATEGORY_ROWS = 20
 MISSING_CATEGORY = "missing"
 # ExponentiatedGradient refits its estimator once per iteration on the whole frame: it is fitted on a stratified
 # sample (label x protected groups) of at most EG_MAX_ROWS training rows, for at most EG_MAX_ITER iterations
-EG_MAX_ROWS = 8_000
-EG_MAX_ITER = 15
+EG_MAX_ROWS = 5_000
+EG_MAX_ITER = 10
 # a reweighing weight is kept in [1 / WEIGHT_CAP, WEIGHT_CAP]: a tiny intersectional cell cannot dominate the fit
 WEIGHT_CAP = 10.0
 

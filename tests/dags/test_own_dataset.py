@@ -23,6 +23,7 @@ from fairway.onboarding import lifecycle
 from fairway.records import prediction_partition
 from tests.champion import isolated_home
 from tests.conftest import PROJECT
+from tests.dags.assets import pause_and_forget
 
 sys.path.insert(0, str(PROJECT / "include"))
 import local_runs  # noqa: E402
@@ -71,21 +72,6 @@ def _paused(dag_ids: list[str]) -> dict[str, bool]:
         return {dag_id: bool(paused) for dag_id, paused in rows}
 
 
-def _pause_and_forget(dag_ids: list[str]) -> None:
-    """Paused as `make demo` finds them (Airflow's test mode creates DAGs unpaused), and without the asset events
-    of earlier test modules: an asset-triggered run consumes every event of its assets since the DAG's previous
-    asset-triggered run, and earlier modules' events name their own use cases and months."""
-    from airflow.models.asset import AssetDagRunQueue, AssetEvent, DagScheduleAssetReference
-    from airflow.utils.session import create_session
-    from sqlalchemy import delete, select
-
-    local_runs.unpause(dag_ids, paused=True)
-    with create_session() as session:
-        session.execute(delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id.in_(dag_ids)))
-        assets = select(DagScheduleAssetReference.asset_id).where(DagScheduleAssetReference.dag_id.in_(dag_ids))
-        session.execute(delete(AssetEvent).where(AssetEvent.asset_id.in_(assets)))
-
-
 def _run(dag_id: str, conf: dict) -> None:
     run = local_runs.run(dag_id, conf)
     assert run.state == "success", (dag_id, conf, {ti.task_id: ti.state for ti in run.get_task_instances()})
@@ -107,7 +93,7 @@ def own(tmp_path_factory, airflow_db) -> dict:
         _run("feature_pipeline", {"usecase": NAME, "month": plan.history[0]})  # also writes every DAG to the DB
         before = _paused(ASSET_SCHEDULED)
         try:
-            _pause_and_forget(ASSET_SCHEDULED)
+            pause_and_forget(ASSET_SCHEDULED)
             for month in plan.history[1:]:
                 _run("feature_pipeline", {"usecase": NAME, "month": month})
             _run("training", {"usecase": NAME, "window_end": plan.history[-1], "window_months": 6,
@@ -122,7 +108,7 @@ def own(tmp_path_factory, airflow_db) -> dict:
                 triggered[month] = [(r.dag_id, r.state) for r in local_runs.run_triggered()]
             yield {"home": home, "uc": uc, "plan": plan, "champion": first_champion, "triggered": triggered}
         finally:
-            _pause_and_forget(ASSET_SCHEDULED)
+            pause_and_forget(ASSET_SCHEDULED)
             for dag_id, paused in before.items():
                 local_runs.unpause([dag_id], paused=paused)
 

@@ -26,6 +26,7 @@ from fairway.monitoring import month_dir
 from fairway.records import prediction_partition
 from tests.champion import isolated_home
 from tests.conftest import PROJECT
+from tests.dags.assets import pause_and_forget
 from tests.datasets import write_census_like
 
 sys.path.insert(0, str(PROJECT / "include"))
@@ -38,19 +39,6 @@ ASSET_SCHEDULED = ["monitoring", "training", "fairness_gate"]
 def _run(dag_id: str, conf: dict) -> None:
     run = local_runs.run(dag_id, conf)
     assert run.state == "success", (dag_id, conf, {ti.task_id: ti.state for ti in run.get_task_instances()})
-
-
-def _forget_asset_events(dag_ids: list[str]) -> None:
-    """Paused, and without the asset events of earlier modules (they name other use cases)."""
-    from airflow.models.asset import AssetDagRunQueue, AssetEvent, DagScheduleAssetReference
-    from airflow.utils.session import create_session
-    from sqlalchemy import delete, select
-
-    local_runs.unpause(dag_ids, paused=True)
-    with create_session() as session:
-        session.execute(delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id.in_(dag_ids)))
-        assets = select(DagScheduleAssetReference.asset_id).where(DagScheduleAssetReference.dag_id.in_(dag_ids))
-        session.execute(delete(AssetEvent).where(AssetEvent.asset_id.in_(assets)))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +57,7 @@ def census(tmp_path_factory, airflow_db) -> dict:
         uc = load_usecase("census")
         months = available_months(uc)
         _run("feature_pipeline", {"usecase": "census", "month": months[0]})
-        _forget_asset_events(ASSET_SCHEDULED)
+        pause_and_forget(ASSET_SCHEDULED)
         try:
             for month in months[1:6]:
                 _run("feature_pipeline", {"usecase": "census", "month": month})
@@ -84,7 +72,7 @@ def census(tmp_path_factory, airflow_db) -> dict:
                     _run("monitoring", {"usecase": "census", "month": month})
             yield {"home": home, "uc": uc, "months": months, "champion": champion, "csv": csv}
         finally:
-            _forget_asset_events(ASSET_SCHEDULED)
+            pause_and_forget(ASSET_SCHEDULED)
 
 
 def _runs(uc) -> dict:
@@ -177,7 +165,7 @@ def test_a_two_year_outcome_trains_on_snapshots_known_by_then(tmp_path_factory, 
         assert len(labels) == 150 and (labels["snapshot_ts"].dt.strftime("%Y-%m") == "2020-01").all()
         assert main(["--usecase", "late", "features", "apply"]) == 0
         _run("feature_pipeline", {"usecase": "late", "month": months[0]})
-        _forget_asset_events(ASSET_SCHEDULED)
+        pause_and_forget(ASSET_SCHEDULED)
         for month in months[1:28]:  # up to 2022-04: the outcomes of 2020-01..2020-04 are known
             _run("feature_pipeline", {"usecase": "late", "month": month})
         frame = build_training_frame("late", "2022-04", 6)

@@ -328,6 +328,13 @@ def test_a_candidate_that_raises_is_recorded_and_the_others_are_compared(lifecyc
     trace = mlflow.artifacts.load_text(f"runs:/{failed.info.run_id}/evaluation/failure.txt")
     assert "Traceback" in trace and "IndexError" in trace
     assert runs["baseline"].data.tags["fairway.candidate_status"] == "trained"
+    gated, states = gate(lifecycle)  # the gate report lists every candidate of the run, the failed one too
+    assert gated.state == "success", states
+    report = registry.load_dict(str(registered.run_id), "gate/gate_report.json")
+    listed = {c["candidate"]: c for c in report["candidates"]}
+    assert listed["gradient_boosting"]["status"] == "failed"
+    assert listed["gradient_boosting"]["failure"] == "IndexError: tuple index out of range"
+    assert listed["baseline"]["status"] == "trained" and listed["baseline"]["auc"] > 0.5
 
     def always(name: str):
         raise ValueError(f"{name} cannot fit")
@@ -340,4 +347,5 @@ def test_a_candidate_that_raises_is_recorded_and_the_others_are_compared(lifecyc
     with pytest.raises(training.CandidateFailed, match="baseline: ValueError: baseline cannot fit; reweighing"):
         training.register_best(uc, [{"candidate": n, "failed": True, "error": f"ValueError: {n} cannot fit"}
                                     for n in ("baseline", "reweighing")])  # fmt: skip
-    assert str(registry.version_by_alias(uc, registry.CANDIDATE).version) == "1"  # nothing new registered
+    versions = registry.client().search_model_versions(f"name='{uc.model_name}'")
+    assert [str(v.version) for v in versions] == ["1"]  # nothing new registered
