@@ -407,9 +407,11 @@ def fit_candidate(uc: UseCase, name: str, train: pd.DataFrame) -> tuple[Any, dic
     params.update(eg_protected_group=plan.constrained, eg_sample_rows=len(rows), eg_max_iter=EG_MAX_ITER)
     reduction = ExponentiatedGradientReduction(constraints="DemographicParity", estimator=_classifier("baseline"),
                                                max_iter=EG_MAX_ITER, seed=0)  # fmt: skip
-    model = Pipeline([("prep", preprocessor(uc)), ("eg", reduction)])
-    model.fit(x.iloc[rows], y[rows], eg__group_a=group_a[rows], eg__group_b=~group_a[rows])
-    return model, params
+    # the inputs are prepared as for every other candidate (on all training rows: the same categories, medians
+    # and rare-category grouping); only the reduction sees the sample
+    prep = preprocessor(uc).fit(x)
+    reduction.fit(prep.transform(x.iloc[rows]), y[rows], group_a=group_a[rows], group_b=~group_a[rows])
+    return Pipeline([("prep", prep), ("eg", reduction)]), params
 
 
 def predict_scores(model: Any, inputs: pd.DataFrame) -> np.ndarray:
