@@ -78,6 +78,7 @@ bench: setup  ## benchmarks: ratios against their baselines, results under bench
 	$(BIN)/python bench/bench_lifecycle.py
 	$(BIN)/python bench/bench_onboarding.py
 	$(BIN)/python bench/bench_mitigation.py
+	$(BIN)/python bench/bench_evidence.py
 
 clean:  ## delete everything Fairway made (FAIRWAY_HOME); keeps .venv
 	rm -rf $(FAIRWAY_HOME)

@@ -25,12 +25,16 @@ with the version's reference applicant (fairway.explanations).
 
 Every answer is a committed row in the decision log (fairway.records.DecisionLog); when the row cannot be
 written the request fails with 503 and no decision is returned.
+
+Logs hold no request values and no customer id: a refused or failed request is logged by its request id
+(X-Request-Id, else a new one) and the error's type (`RequestIdOnly`).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import uuid
 from contextvars import ContextVar
@@ -48,6 +52,29 @@ API_KEY = os.environ.get("FAIRWAY_SERVICE_API_KEY", "")
 FIELDS = {"/predict": {"customer_id"}, "/predict_features": {"applicant"}}
 # why a request failed with 503: BentoML answers every 5xx with a generic text, the guard puts the reason back
 FAILURE: ContextVar[dict[str, str] | None] = ContextVar("fairway_failure", default=None)
+# the request id of the request being answered (the X-Request-Id header, else a new one): what the logs name
+REQUEST_ID: ContextVar[str | None] = ContextVar("fairway_request_id", default=None)
+
+
+class RequestIdOnly(logging.Filter):
+    """BentoML logs a refused or failed request with its traceback (`log_exception`), whose text carries the
+    request's values: pydantic's `input_value`, the customer id in an error message. This keeps the log's own
+    message (path and method), the request id and the error's type, and drops the rest. Its access log names
+    only the client address, method, path, status, content type and length and the latency (never the body)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.exc_text:
+            error = record.exc_info[1] if record.exc_info else None
+            kind = type(error).__name__ if error is not None else "error"
+            record.msg = f"{record.getMessage()} (request {REQUEST_ID.get() or '-'}): {kind}"
+            record.args = None
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+# the loggers that log a request's exception: BentoML's API wrapper, its new-style app, the ASGI server
+for _name in ("bentoml._internal.server.http_app", "_bentoml_impl.server.app", "uvicorn.error"):
+    logging.getLogger(_name).addFilter(RequestIdOnly())
 
 
 class ServiceArgs(BaseModel):
@@ -142,6 +169,8 @@ class RequestGuard:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        given_id = dict(scope["headers"]).get(b"x-request-id", b"").decode(errors="replace")
+        REQUEST_ID.set((given_id or uuid.uuid4().hex)[:64])
         path, method = scope["path"].rstrip("/") or "/", scope["method"]
         if API_KEY and (path == "/model" or path in FIELDS):
             given = dict(scope["headers"]).get(b"x-api-key", b"")
@@ -224,7 +253,7 @@ class FairwayModel:
     def _answer(self, endpoint: str, ctx: bentoml.Context, call: Any) -> Decision:
         from fairway.serving import DecisionNotRecorded, UnknownCustomer
 
-        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = REQUEST_ID.get() or ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         try:
             answer = call(request_id[:64])
         except UnknownCustomer as error:

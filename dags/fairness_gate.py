@@ -17,10 +17,16 @@
 3. **promote** — appends the approval and the promotion (model files' SHA-256, training frame fingerprint, gate
    report SHA-256, code revision, approver) to the ledger, then moves `champion`: the only step that does. A
    version that is already champion stays champion and the result says so.
-4. **document** — technical documentation (AI Act Annex IV headings) and model card with this version's numbers;
-   their SHA-256 in the ledger.
+4. **document** — technical documentation (AI Act Annex IV headings) and model card with this version's numbers,
+   instructions for use, records of processing and the impact-assessment skeleton; their SHA-256 in the ledger.
 5. **package** — imports the version into the BentoML model store and builds the bento from `bento/`.
 6. **record_review** — appends a human rejection to the ledger and records it on the version.
+7. **escalate** → **notify_alerts** — a candidate of a retraining request (drift, broken fairness or AUC) that
+   is not approved raises the `retraining_rejected` alert (the champion keeps serving), sent to the
+   deployment's notification channels.
+
+Notifications (fairway_notify): the approval request with the link to its *Required actions* page when
+`human_approval` starts waiting, the gate's rejection, the alert, and a failed task.
 
 Scheduled on `fairway_model_candidate`; emits `fairway_champion_model`.
 """
@@ -34,6 +40,7 @@ from airflow.sdk import Param, dag, task
 from fairway_assets import CHAMPION_MODEL, MODEL_CANDIDATE
 from fairway_common import DEFAULT_ARGS, START_DATE, usecase_param
 from fairway_hitl import RecordedApprovalOperator
+from fairway_notify import FairwayNotifier, notify_alerts
 
 
 @dag(
@@ -71,7 +78,7 @@ def fairness_gate() -> None:
             return "reject_candidate"
         return "auto_approval" if approval_mode(params["usecase"]) == "auto" else "human_approval"
 
-    @task
+    @task(on_success_callback=FairwayNotifier("gate_rejected"))
     def reject_candidate(gated: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         from fairway.promotion import reject_candidate
 
@@ -90,6 +97,7 @@ def fairness_gate() -> None:
         params={"comment": Param("", type=["string", "null"], title="Comment", description="Why approve or reject.")},
         response_timeout=datetime.timedelta(days=7),
         defaults="Reject",
+        notifiers=[FairwayNotifier("approval_requested")],
     )
 
     # upstream are the two approval paths only (the gate result is pulled, not passed): when the gate
@@ -128,6 +136,12 @@ def fairness_gate() -> None:
         approval = approval_from_response(response, gated) if response else ti.xcom_pull(task_ids="auto_approval")
         return record_review(params["usecase"], gated, approval)
 
+    @task
+    def escalate(reviewed: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+        from fairway.escalation import check_retraining
+
+        return check_retraining(params["usecase"], reviewed["version"])
+
     gated = evaluate_gate()
     branch = route(gated)
     rejected, auto = reject_candidate(gated), auto_approval(gated)
@@ -136,7 +150,9 @@ def fairness_gate() -> None:
     [auto, human_approval] >> promoted
     package(promoted, document(promoted))
     # not downstream of package: a failed packaging must fail the run, not be masked by this all_done task
-    [promoted, rejected] >> record_review(gated)
+    reviewed = record_review(gated)
+    [promoted, rejected] >> reviewed
+    notify_alerts(escalate(reviewed))
 
 
 fairness_gate()

@@ -7,11 +7,14 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, conf, task
+from fairway_notify import FairwayNotifier
 
 # retry_delay: [core] default_task_retry_delay (Airflow default: 300 s), set explicitly. Left implicit, a mapped @task
 # omits it from its partial_kwargs and dag.test() rebuilds the DAG without the serialized client_defaults, so the mapped
 # task fell back to SerializedBaseOperator.retry_delay, a hard-coded 300 s (Airflow 3.3.2; tests/dags/test_retries.py)
-DEFAULT_ARGS = {"owner": "fairway", "retries": 2, "retry_delay": conf.getfloat("core", "default_task_retry_delay")}
+# on_failure_callback: a task that failed for good (after its retries) is notified to the deployment's channels
+DEFAULT_ARGS = {"owner": "fairway", "retries": 2, "retry_delay": conf.getfloat("core", "default_task_retry_delay"),
+                "on_failure_callback": [FairwayNotifier("run_failed")]}  # fmt: skip
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 USECASE_PATTERN = r"^[a-z_][a-z0-9_]*$"  # a name; fairway.config resolves it in the use-case folders only

@@ -12,7 +12,8 @@ Triggered by hand with the form below.
   **apply_rollback** appends the approval and the rollback to the ledger and moves `champion`, **package**
   rebuilds its bento. A rejection is recorded in the ledger by **record_review**.
 
-Emits `fairway_champion_model` after a rollback.
+Emits `fairway_champion_model` after a rollback. Notified to the deployment's channels (fairway_notify): the stop,
+the rollback's approval request with the link to its *Required actions* page, and a failed task.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from airflow.sdk import Param, dag, task
 from fairway_assets import CHAMPION_MODEL
 from fairway_common import DEFAULT_ARGS, START_DATE, usecase_param
 from fairway_hitl import RecordedApprovalOperator
+from fairway_notify import FairwayNotifier
 
 
 def _actor(dag_run: Any) -> str:
@@ -69,7 +71,7 @@ def model_control() -> None:
     def route(params: dict[str, Any]) -> str:
         return "stop_model" if params["action"] == "stop" else "request_rollback"
 
-    @task
+    @task(on_success_callback=FairwayNotifier("model_stopped"))
     def stop_model(params: dict[str, Any], dag_run: Any = None) -> dict[str, Any]:
         from fairway.promotion import stop
 
@@ -88,6 +90,7 @@ def model_control() -> None:
         params={"comment": Param("", type=["string", "null"], title="Comment", description="Why approve or reject.")},
         response_timeout=datetime.timedelta(days=7),
         defaults="Reject",
+        notifiers=[FairwayNotifier("approval_requested")],
     )
 
     @task

@@ -12,6 +12,10 @@
 4. **needs_retraining** → **request_retraining** — only when the month drifted or the judged decisions broke
    the fairness thresholds or the minimum AUC: emits `fairway_retraining_request` with the reasons, which
    schedules `training`; the new candidate goes through `fairness_gate` and its approval.
+5. **escalate** → **notify_alerts** — alerts (fairway.escalation) when the judged AUC or accuracy falls more than
+   `monitoring.escalation`'s margin below the scoring version's documented level, or a protected group's decline
+   rate moves beyond the gate's bounds; each alert is kept once per month and kind under
+   `reports/<usecase>/monitoring/alerts/`, and sent to the deployment's notification channels.
 
 Scheduled on `fairway_predictions` (the use case and month come with the event), or triggered by hand.
 """
@@ -24,6 +28,7 @@ from typing import Any
 from airflow.sdk import dag, task
 from fairway_assets import PREDICTIONS, RETRAINING_REQUEST
 from fairway_common import DEFAULT_ARGS, START_DATE, asset_events, month_param, triggered_by, usecase_param
+from fairway_notify import notify_alerts
 
 
 @dag(
@@ -88,9 +93,16 @@ def monitoring() -> None:
         }  # fmt: skip
         return list(verdict["retraining_reasons"])
 
+    @task
+    def escalate(month: dict[str, str], verdict: dict[str, Any]) -> list[dict[str, Any]]:
+        from fairway.escalation import escalate_month
+
+        return escalate_month(verdict["usecase"], month["month"])
+
     month = target()
     verdict = record_month(month, check_drift(month), check_outcomes(month))
     needs_retraining(verdict) >> request_retraining(verdict)
+    notify_alerts(escalate(month, verdict))
 
 
 monitoring()

@@ -4,7 +4,8 @@
 1. **enforce_retention** — `fairway.privacy.enforce_retention` as of the end of the run's month: prediction
    records, decision-log rows and online-store rows older than the entity's `retention_months`; raw snapshots
    and labels, offline partitions and training-frame rows older than the shortest retention of the entity and
-   the personal-data features they hold. Returns what it deleted (months and counts).
+   the personal-data features they hold; temporary files of interrupted writes older than a day, anywhere under
+   FAIRWAY_HOME. Returns what it deleted (months and counts).
 
 Trigger form (Params): **Use case** and **Month (YYYY-MM)**; an empty month means the month of the run's data
 interval (the month that just ended).

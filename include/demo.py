@@ -174,6 +174,19 @@ def month_line(uc, month: str, triggered: list[str], seconds: float) -> str:  # 
             f"({seconds:.0f} s)")  # fmt: skip
 
 
+def print_alerts(uc) -> None:  # noqa: ANN001
+    """The escalation alerts the monitoring and the gate raised, and where they were sent."""
+    from fairway.escalation import alerts
+
+    _step("escalation alerts (risk-register entries; `fairway alerts` lists them, --accept records a decision)")
+    found = alerts(uc)
+    for alert in found:
+        sent = ", ".join(alert["channels"]) or "no channel configured" if alert["notified_at"] else "not yet"
+        print(f"    {alert['id']} (v{alert['model_version']}): {alert['summary']} [notified: {sent}]")
+    if not found:
+        print("    none")
+
+
 def print_monitoring(uc) -> None:  # noqa: ANN001
     """Where the monitoring reports are, the retraining requests, and the champion history."""
     from fairway import registry
@@ -187,6 +200,7 @@ def print_monitoring(uc) -> None:  # noqa: ANN001
         print(f"    {row['month']}: {row['reasons']}")
     if requested.empty:
         print("    none")
+    print_alerts(uc)
     _step("models and the champion now")
     print(status_table(registry.status(uc)))
     folder = monitoring_dir(uc)

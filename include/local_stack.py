@@ -150,6 +150,7 @@ def stack_settings(executor: str) -> dict[str, str]:
     settings.update({
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url["airflow"],
+        "FAIRWAY_AIRFLOW_DB_URL": url["airflow"],  # the erasure's (tasks see Airflow's own variable blocked)
         "AIRFLOW__CELERY__BROKER_URL": redis.address(db=1),
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + url["airflow"],  # psycopg2 (SQLAlchemy 2.1 defaults to psycopg 3)
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": os.environ.get("CELERY_CONCURRENCY", "1"),

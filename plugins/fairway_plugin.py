@@ -54,6 +54,7 @@ async def airflow_login(request: Request, call_next: Callable[[Request], Awaitab
         return _login_required(request, str(error.detail))
     if not get_auth_manager().is_authorized_view(access_view=AccessView.WEBSITE, user=user):
         return JSONResponse({"detail": f"user {user.get_name()!r} may not see the Airflow website"}, status_code=403)
+    request.state.user = user  # who is logged in: the review form records the reviewer from it
     return await call_next(request)
 
 
@@ -81,6 +82,85 @@ async def documentation(usecase: str, version: str) -> str:
         return await run_in_threadpool(ui.documentation, usecase, version)
     except (ui.RefusedName, ui.NotFound) as error:
         raise _refused(error) from None
+
+
+@app.get("/documentation/{usecase}/{version}/{name}")
+async def documentation_file(usecase: str, version: str, name: str) -> Response:
+    """A file of a version's documentation (its Markdown, the figures it links to, the other documents)."""
+    from fairway import ui
+
+    try:
+        content, media_type = await run_in_threadpool(ui.documentation_file, usecase, version, name)
+    except (ui.RefusedName, ui.NotFound) as error:
+        raise _refused(error) from None
+    return Response(content, media_type=media_type)
+
+
+@app.get("/review", response_class=HTMLResponse)
+async def review(request: Request, usecase: str | None = None, request_id: str | None = None) -> HTMLResponse:
+    """Look up a decision by its request id, see it with its reviews, and the form to record one."""
+    from fairway import ui
+
+    allowed = _may_review(request)
+    try:
+        return HTMLResponse(await run_in_threadpool(ui.review_page, usecase, request_id, _reviewer(request), "", "",
+                                                    allowed))  # fmt: skip
+    except ui.RefusedName as error:
+        raise _refused(error) from None
+    except ui.NotFound as error:
+        return await _review_error(usecase, None, str(error), 404)
+
+
+def _reviewer(request: Request) -> str | None:
+    user = getattr(request.state, "user", None)
+    name = user.get_name() if user is not None else None
+    return str(name) if name else None
+
+
+def _may_review(request: Request) -> bool:
+    """A review changes what applies to a person: only users who may change DAG runs (role User and above in the
+    simple auth manager) record one; viewers see decisions and reviews."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    user = getattr(request.state, "user", None)
+    return user is not None and bool(get_auth_manager().is_authorized_dag(method="PUT", user=user))
+
+
+async def _review_error(usecase: str | None, request_id: str | None, message: str, status: int) -> HTMLResponse:
+    from fairway import ui
+
+    try:
+        text = await run_in_threadpool(ui.review_page, usecase, request_id, None, "", message)
+    except (ui.RefusedName, ui.NotFound) as error:
+        raise _refused(error) from None
+    return HTMLResponse(text, status_code=status)
+
+
+@app.post("/review", response_class=HTMLResponse)
+async def record_review(request: Request) -> HTMLResponse:
+    """Record a review from the form: the reviewer is the logged-in Airflow user (else the form's `by`)."""
+    from urllib.parse import urlsplit
+
+    from fairway import ui
+    from fairway.review import InvalidReview
+
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, "a review is recorded only from the Fairway view itself (cross-origin request)")
+    if not _may_review(request):
+        raise HTTPException(403, f"user {_reviewer(request)!r} may not record reviews (needs the role to change DAG runs)")
+    form = await request.form()
+    field = {key: str(form.get(key) or "") for key in ("usecase", "request_id", "decision", "kind", "reason", "by")}
+    reviewer = _reviewer(request) or field["by"]
+    try:
+        return HTMLResponse(await run_in_threadpool(ui.submit_review, field["usecase"] or None, field["request_id"],
+                                                    field["decision"], field["kind"], field["reason"], reviewer))  # fmt: skip
+    except ui.RefusedName as error:
+        raise _refused(error) from None
+    except ui.NotFound as error:
+        return await _review_error(field["usecase"] or None, None, str(error), 404)
+    except InvalidReview as error:
+        return await _review_error(field["usecase"] or None, field["request_id"], str(error), 400)
 
 
 def _reports() -> StaticFiles:

@@ -352,3 +352,28 @@ def test_the_compose_mlflow_server_refuses_requests_without_a_login(tmp_path) ->
     finally:
         stop_process(server)
         log.close()
+
+
+@pytest.mark.parametrize("files", [(), ("docker-compose.celery.yaml",)])
+def test_the_pseudonym_key_comes_from_the_deployment_and_no_key_file_is_made(files, tmp_path, monkeypatch) -> None:
+    """Every container that runs Fairway code requires FAIRWAY_PSEUDONYM_KEY from .env (`:?`) and names it in
+    FAIRWAY_REQUIRED_SECRETS, so a process without it refuses to pseudonymise instead of creating a key file."""
+    from fairway import settings
+
+    raw, interpolated = services(*files, raw=True), services(*files)
+    fairway = [name for name, service in interpolated.items() if service.get("image") == "fairway:latest"]
+    assert {"airflow-scheduler", "service"} <= set(fairway), fairway
+    for name in fairway:
+        environment = interpolated[name]["environment"]
+        assert raw[name]["environment"]["FAIRWAY_PSEUDONYM_KEY"].startswith("${FAIRWAY_PSEUDONYM_KEY:?"), name
+        assert "pseudonym" in environment["FAIRWAY_REQUIRED_SECRETS"].split(","), name
+        assert environment["FAIRWAY_AIRFLOW_DB_URL"] == environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
+    # what such a process does: with the key it uses it, without it it refuses and writes nothing
+    monkeypatch.setenv("FAIRWAY_HOME", str(tmp_path))
+    monkeypatch.setenv("FAIRWAY_REQUIRED_SECRETS", interpolated["service"]["environment"]["FAIRWAY_REQUIRED_SECRETS"])
+    monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", "from-the-deployment")
+    assert settings.secret("pseudonym") == b"from-the-deployment"
+    monkeypatch.delenv("FAIRWAY_PSEUDONYM_KEY")
+    with pytest.raises(settings.SettingsError, match="FAIRWAY_PSEUDONYM_KEY is not set"):
+        settings.secret("pseudonym")
+    assert not any(tmp_path.rglob("*")), "no key file was created"

@@ -156,6 +156,30 @@ def _cmd_monitoring(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    """The escalation alerts (fairway.escalation); `--accept ID --by NAME --reason TEXT` records a person's acceptance."""
+    import json
+
+    from fairway import escalation
+
+    uc = resolve(args.usecase)
+    if args.accept:
+        if not args.by or not args.reason:
+            raise SystemExit("fairway alerts --accept needs --by and --reason")
+        accepted = escalation.accept_alert(uc, args.accept, args.by, args.reason)
+        print(f"{accepted['id']} accepted by {accepted['accepted']['by']}: {accepted['accepted']['reason']}")
+        return 0
+    found = escalation.alerts(uc)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    for alert in found:
+        state = "accepted" if alert.get("accepted") else ("notified" if alert.get("notified_at") else "not notified")
+        print(f"{alert['id']:<32} v{alert['model_version']:<4} {state:<13} {alert['summary']}")
+    print(f"{len(found)} alert(s) in {escalation.alerts_dir(uc)}")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """`bentoml serve` the champion's bento (replaces this process)."""
     import os
@@ -177,6 +201,66 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _request_id(args: argparse.Namespace) -> str:
+    """--request-id, or the batch decision of --customer-id in --month."""
+    from fairway.review import request_id_of_customer
+
+    if args.request_id:
+        return str(args.request_id)
+    if args.customer_id and args.month:
+        return request_id_of_customer(args.usecase, args.customer_id, args.month)
+    raise ValueError("name the decision: --request-id ID, or --customer-id ID --month YYYY-MM for a batch decision")
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    """Record a person's override of a decision, or the outcome of the person's contest (GDPR Art. 22(3))."""
+    from fairway.review import UnknownDecision, record_review
+
+    try:
+        result = record_review(args.usecase, _request_id(args), args.decision, args.by, args.reason, args.kind)
+    except UnknownDecision as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    review, decision = result["review"], result["decision"]
+    print(f"{review['kind']} of {decision.request_id} recorded: {decision.decision} -> {review['decision']} by "
+          f"{review['reviewer']} at {review['reviewed_at']:%Y-%m-%d %H:%M:%S} UTC (model {decision.model_name} "
+          f"v{decision.model_version}); effective decision: {result['effective_decision']}")  # fmt: skip
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    """A plain-language explanation of one decision for the person it concerns (AI Act Art. 86)."""
+    from pathlib import Path
+
+    from fairway.review import UnknownDecision, explanation
+
+    try:
+        text = explanation(args.usecase, _request_id(args))
+    except UnknownDecision as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    """The evidence bundle of a promoted version: an HTML index and a manifest with every file's SHA-256."""
+    from pathlib import Path
+
+    from fairway.evidence import bundle
+
+    result = bundle(args.usecase, args.version, Path(args.out) if args.out else None)
+    print(f"evidence bundle of v{args.version}: {result['files']} files in {result['folder']}")
+    print(f"index: {result['index']}\nmanifest: {result['manifest']}")
+    return 0
+
+
 def _cmd_erase(args: argparse.Namespace) -> int:
     from fairway.privacy import erase
 
@@ -184,7 +268,9 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     print(result["message"])
     if result["erased"]:
         print(json.dumps(result["removed"], indent=2))
-    print(f"receipt: {result['receipt']}")
+        for warning in result.get("warnings", []):
+            print(f"warning: {warning}")
+    print(f"receipt: {result['receipt']} (what was searched, what is kept and why)")
     return 0
 
 
@@ -303,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     add(sub, "monitoring", _cmd_monitoring, "monitoring history: drift, judged AUC and fairness, alerts").add_argument(
         "--json", action="store_true"
     )
+    alerts = add(sub, "alerts", _cmd_alerts, "escalation alerts: performance, decline rates, rejected retrainings")
+    alerts.add_argument("--json", action="store_true")
+    alerts.add_argument("--accept", metavar="ALERT_ID", help="record that a person accepts the alert's risk")
+    alerts.add_argument("--by", help="with --accept: who accepts it")
+    alerts.add_argument("--reason", help="with --accept: why")
     serve = add(sub, "serve", _cmd_serve, "bentoml serve the packaged champion (OpenAPI page at /)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
@@ -341,6 +432,22 @@ def build_parser() -> argparse.ArgumentParser:
     stopper.add_argument("--by", help="who stops it (default: cli:<login name>)")
     add(sub, "verify", _cmd_verify, "check the promotion ledger: chain, signatures, evidence hashes, aliases")
     add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")
+    review = add(sub, "review", _cmd_review, "record a person's override of a decision, or a contest's outcome")
+    explain = add(sub, "explain", _cmd_explain, "a plain-language explanation of one decision for the person")
+    for command in (review, explain):
+        command.add_argument("--request-id", help="the decision's id (online answer's, or batch-<YYYY-MM>-<subject>)")
+        command.add_argument("--customer-id", help="with --month: the customer's batch decision of that month")
+        command.add_argument("--month", help="YYYY-MM, with --customer-id")
+    review.add_argument("--decision", required=True, choices=["approve", "decline"], help="the decision that applies")
+    review.add_argument("--by", required=True, help="who reviewed (a named person)")
+    review.add_argument("--reason", required=True, help="why the decision stands or changes")
+    review.add_argument("--kind", default="override", choices=["override", "contest"],
+                        help="override by the deployer, or the outcome of the person's contest (default: override)")  # fmt: skip
+    explain.add_argument("--out", help="write the explanation to this file (default: print it)")
+    evidence = add(sub, "evidence", _cmd_evidence, "write the evidence bundle of a promoted version (index + hashes)")
+    evidence.add_argument("--version", required=True, type=int, help="the model version")
+    evidence.add_argument("--usecase", default=argparse.SUPPRESS, help="use-case name (as the global --usecase)")
+    evidence.add_argument("--out", help="bundle directory (default: FAIRWAY_HOME/reports/<usecase>/evidence/...)")
     erase = add(sub, "erase", _cmd_erase, "erase one person from every store of the use case (GDPR Art. 17)")
     erase.add_argument("--customer-id", required=True, help="the person's id (entity key)")
     add(sub, "retention", _cmd_retention, "delete records and data older than their retention period").add_argument(

@@ -162,12 +162,32 @@ class DriftSpec(_Strict):
     retrain_cooldown_months: int = Field(default=2, ge=0)
 
 
+class EscalationSpec(_Strict):
+    """When monitoring raises an alert (fairway.escalation): judged AUC or accuracy more than the margin below the
+    level documented for the scoring version (its gate evaluation on the holdout)."""
+
+    auc_margin: float = Field(default=0.05, ge=0, le=1)
+    accuracy_margin: float = Field(default=0.05, ge=0, le=1)
+
+
+class MonitoringSpec(_Strict):
+    escalation: EscalationSpec = Field(default_factory=EscalationSpec)
+
+
 class SyntheticSpec(_Strict):
     customers: int = Field(gt=0)
     months: int = Field(gt=0, le=240)
     seed: int = 0
     drift_month: int | None = Field(default=None, ge=1)
     monthly_churn: float = Field(ge=0, lt=1)
+
+
+class EnergySpec(_Strict):
+    """Energy and emissions of each training candidate and batch month (fairway.energy, CodeCarbon offline)."""
+
+    enabled: bool = True
+    # ISO 3166-1 alpha-3 code of the country whose electricity mix gives the emissions per kWh
+    country_iso_code: str = Field(default="DEU", pattern=r"^[A-Z]{3}$")
 
 
 class UseCase(_Strict):
@@ -189,6 +209,11 @@ class UseCase(_Strict):
     drift: DriftSpec
     materialize_overlap_days: int = Field(ge=0, le=31)
     synthetic: SyntheticSpec | None = None
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    energy: EnergySpec = Field(default_factory=EnergySpec)
+    # why a threshold is what it is, in the provider's words, keyed by its path: {"gate.auc_min": "..."}; the
+    # documentation prints it beside the threshold and marks a threshold without one for the provider to complete
+    rationale: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("start_month")
     @classmethod
@@ -230,7 +255,22 @@ class UseCase(_Strict):
         label_view = self.feature(self.label.feature).view
         if any(f.view == label_view and f.name != self.label.feature for f in self.features):
             raise ValueError(f"the label view '{label_view}' must hold the label only")
+        known = dict(self.thresholds())
+        for key, text in self.rationale.items():
+            if key not in known:
+                raise ValueError(f"rationale for unknown threshold '{key}'; the thresholds are: {', '.join(known)}")
+            if len(text.strip()) < 10:
+                raise ValueError(f"rationale of '{key}' is too short to say why (10 characters at least)")
         return self
+
+    def thresholds(self) -> list[tuple[str, float | int | bool]]:
+        """Every threshold of the gate, the drift monitor and the escalation, as (path, value), in config order."""
+        found: list[tuple[str, float | int | bool]] = []
+        for prefix, spec in (("gate", self.gate), ("drift", self.drift),
+                             ("monitoring.escalation", self.monitoring.escalation)):  # fmt: skip
+            found += [(f"{prefix}.{name}", value) for name, value in spec.model_dump().items()
+                      if isinstance(value, int | float) and not isinstance(value, bool)]  # fmt: skip
+        return found
 
     # --- derived views of the config -------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -61,12 +63,31 @@ def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
+# the hidden names write_atomic writes to: `.<name>.<32 hex>.tmp` or `.<stem>.<32 hex>.tmp<suffix>`
+TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp(\.[^.]+)?$")
+
+
+def temp_leftovers(root: Path, older_than: float = 0.0) -> list[Path]:
+    """The temporary files of `write_atomic` under `root` whose last change is more than `older_than` seconds
+    ago: what a writer killed mid-write (SIGKILL, out of memory, a lost machine) leaves behind. A writer that
+    fails with an exception removes its own."""
+    if not root.is_dir():
+        return []
+    now = time.time()
+    return sorted(
+        p for p in root.rglob(".*.tmp*")
+        if TEMP_NAME.match(p.name) and p.is_file() and not p.is_symlink() and now - p.stat().st_mtime >= older_than
+    )  # fmt: skip
+
+
 def write_atomic(path: Path, write: Callable[[Path], object], keep_suffix: bool = False) -> Path:
     """Write a file through `write(tmp)` so that readers see the old file or the whole new one, never a part.
 
     `tmp` is a hidden name in the same folder, flushed to disk, then renamed over `path` (atomic on POSIX file
     systems). By default it does not end like `path`, so a reader globbing `*.parquet` never picks it up;
     `keep_suffix` keeps the suffix for writers that choose the format from it (matplotlib, Evidently's HTML).
+    On any failure (the writer's, the flush's, the rename's) the temporary file is removed before the error
+    propagates; only a killed process leaves one, which `temp_leftovers` finds (erasure and retention remove them).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex

@@ -129,6 +129,21 @@ def assessment(
     return "; ".join(found) or None
 
 
+def _rate(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else math.nan
+
+
+def side_rates(approved: np.ndarray, favourable: np.ndarray, group: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Accuracy (decision matches the outcome) and false-positive rate (approved among unfavourable outcomes) of a
+    group's rows and of its reference's rows."""
+    rates = {}
+    for side, mask in (("group", group), ("reference", reference)):
+        a, f = approved[mask], favourable[mask]
+        rates[f"accuracy_{side}"] = _rate(a == f)
+        rates[f"false_positive_rate_{side}"] = _rate(a[f == 0])
+    return rates
+
+
 def group_fairness(
     uc: UseCase,
     frame: pd.DataFrame,
@@ -173,6 +188,7 @@ def group_fairness(
                     if not math.isnan(values[point]):
                         intervals[name] = measured[name]
             reason = assessment(uc, attr.reference, favourable[mask], favourable[reference])
+            sides = side_rates(approved, favourable, mask, reference)
             results.append(GroupFairness(
                 attribute=attr.feature,
                 group=group,
@@ -187,6 +203,10 @@ def group_fairness(
                 false_positive_rate_difference=values["False Positive Rate Difference"],
                 average_odds_difference=values["Average Odds Difference"],
                 accuracy_difference=values["Accuracy Difference"],
+                accuracy_group=sides["accuracy_group"],
+                accuracy_reference=sides["accuracy_reference"],
+                false_positive_rate_group=sides["false_positive_rate_group"],
+                false_positive_rate_reference=sides["false_positive_rate_reference"],
                 assessable=reason is None,
                 reason=reason,
                 **intervals,

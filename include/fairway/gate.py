@@ -40,7 +40,8 @@ from fairway.config import GateSpec
 NAN_INTERVAL: tuple[float, float] = (math.nan, math.nan)
 INTERVALS = ("disparate_impact_ci", "statistical_parity_ci", "equal_opportunity_ci")
 FLOATS = ("selection_rate_group", "selection_rate_reference", "disparate_impact", "statistical_parity",
-          "equal_opportunity", "false_positive_rate_difference", "average_odds_difference", "accuracy_difference")  # fmt: skip
+          "equal_opportunity", "false_positive_rate_difference", "average_odds_difference", "accuracy_difference",
+          "accuracy_group", "accuracy_reference", "false_positive_rate_group", "false_positive_rate_reference")  # fmt: skip
 FAIRNESS_RULES = frozenset(
     {"disparate_impact", "statistical_parity_difference", "equal_opportunity_difference", "assessable_groups"}
 )
@@ -79,6 +80,13 @@ class GroupFairness:
     disparate_impact_ci: tuple[float, float] = NAN_INTERVAL
     statistical_parity_ci: tuple[float, float] = NAN_INTERVAL
     equal_opportunity_ci: tuple[float, float] = NAN_INTERVAL
+    # the rates behind the differences, per side (NaN in metrics stored before they were recorded): accuracy is
+    # the share of decisions that match the outcome, the false-positive rate the share approved among those whose
+    # outcome was unfavourable
+    accuracy_group: float = math.nan
+    accuracy_reference: float = math.nan
+    false_positive_rate_group: float = math.nan
+    false_positive_rate_reference: float = math.nan
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GroupFairness:

@@ -86,14 +86,29 @@ def as_given(uc: UseCase, inputs: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_month(usecase: UseCase | str | None, month: str, pinned: dict[str, str], run_id: str) -> dict[str, Any]:
-    """Score the month's customers with the pinned version and replace the month's prediction records."""
+    """Score the month's customers with the pinned version and replace the month's prediction records. The energy
+    of the month's scoring (fairway.energy, one tracker) is in the summary and, when tracked, in the month's
+    MLflow run of `fairway-<usecase>-batch`."""
+    from fairway import energy, registry
+
+    uc = resolve(usecase)
+    month = month_str(month)
+    with energy.tracked(uc.energy, f"batch month {month}") as used:
+        summary = _score_month(uc, month, pinned, run_id)
+    if used.status == "disabled":
+        return summary
+    counts = {"rows_scored": float(summary["rows"]), "rows_declined": float(summary["declined"])}
+    tags = {"model_version": pinned["version"], "airflow_run_id": run_id, **used.tags()}
+    batch_run = registry.log_batch_month(uc, month, {**counts, **used.metrics()}, tags)
+    return {**summary, **used.summary(), "energy_run_id": batch_run}
+
+
+def _score_month(uc: UseCase, month: str, pinned: dict[str, str], run_id: str) -> dict[str, Any]:
     from fairway import explanations, verification
     from fairway.fairness import approvals
     from fairway.records import input_fingerprints, pseudonymise, write_predictions
     from fairway.training import load_reference, predict_scores
 
-    uc = resolve(usecase)
-    month = month_str(month)
     service = uc.service("model_input").name
     frame = month_inputs(uc, month)
     inputs = frame[uc.model_inputs]

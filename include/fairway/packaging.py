@@ -6,6 +6,13 @@ validate and answer on its own: the model inputs with their types and rules, the
 reason codes (fairway.explanations), the decision threshold, the MLflow
 name and version, the approval record and the gate decision. The bento pins that tag as its `model_tag`
 argument and carries the MLflow version in its labels. The build is offline (`lock_packages: false`).
+
+What this writes under BENTOML_HOME: the model (`models/<usecase>/<version>/`: `model.yaml` with the metadata
+above, and `mlflow_model/`, a copy of the MLflow model folder with its input examples) and the bento
+(`bentos/fairway_<usecase>/<version>/`, which holds its own copy of the model and of bento/). None of it holds
+personal data: the input examples are the synthetic reference applicant (fairway.training.synthetic_example), the
+reference is made of medians and most frequent values. The erasure searches every file there anyway and says so
+in its receipt (fairway.privacy).
 """
 
 from __future__ import annotations

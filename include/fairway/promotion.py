@@ -24,7 +24,7 @@ from typing import Any
 
 from fairway import gate, ledger, registry, settings
 from fairway.config import UseCase, resolve
-from fairway.documentation import INTERVAL_NOTE, sha256_file, with_interval, write_gate_report
+from fairway.documentation import INTERVAL_NOTE, candidate_fairness, sha256_file, with_interval, write_gate_report
 
 AUTO_APPROVER = "policy:auto"
 GATE_ACTOR = "fairway:gate"
@@ -55,8 +55,10 @@ def gate_candidate(usecase: UseCase | str | None, version: str | None = None) ->
     metrics = registry.run_metrics(str(mv.run_id))
     decision = gate.evaluate(metrics, uc.gate)
     candidate = mv.tags.get("fairway.candidate", "?")
-    siblings = registry.sibling_candidates(str(mv.run_id))
-    files, evidence = write_gate_report(uc, version, candidate, metrics, decision, siblings, str(mv.run_id))
+    siblings = candidate_fairness(uc, registry.sibling_candidates(str(mv.run_id)))
+    files, evidence = write_gate_report(uc, version, candidate, metrics, decision, siblings, str(mv.run_id),
+                                        registry.model_sha256(uc, version),
+                                        mv.tags.get("fairway.dataset_fingerprint", ""))  # fmt: skip
     registry.record_gate(uc, version, decision, files, evidence)
     ledger.append(uc.name, uc.model_name, version, ledger.GATE, GATE_ACTOR, {
         "decision": decision.decision, "reasons": decision.reasons, "gate_report_sha256": evidence,
@@ -204,12 +206,13 @@ def record_review(
 
 
 def document(usecase: UseCase | str | None, version: str) -> dict[str, str]:
-    """Write the version's documentation (fairway.documentation) and append the SHA-256 of each file to the
-    ledger."""
+    """Write the version's documentation (fairway.documentation) and the documents for deployers and data
+    protection (fairway.documents), and append the SHA-256 of each file to the ledger."""
     from fairway.documentation import model_documentation
+    from fairway.documents import write_documents
 
     uc = resolve(usecase)
-    written = model_documentation(uc, version)
+    written = {**model_documentation(uc, version), **write_documents(uc, version)}
     files = {Path(path).name: sha256_file(Path(path)) for path in written.values()}
     ledger.append(uc.name, uc.model_name, version, ledger.DOCUMENTATION, GATE_ACTOR, {"files": files})
     return written

@@ -220,7 +220,9 @@ def log_candidate(
     input_example: Any,
     choice: dict[str, Any],
 ) -> dict[str, str]:
-    """One MLflow run per candidate: params, metrics, fairness table, plots, lineage and the model itself."""
+    """One MLflow run per candidate: params, metrics, fairness table, plots, lineage and the model itself.
+    `input_example` is logged with the model (input_example.json, serving_input_example.json) and signs its
+    signature: it must be synthetic (fairway.training.synthetic_example), never a person's row."""
     from mlflow.models import infer_signature
 
     exp = experiment_id(uc)
@@ -248,10 +250,20 @@ def log_candidate(
             serialization_format="cloudpickle",
             pip_requirements=PIP_REQUIREMENTS,
             signature=signature,
-            input_example=input_example.head(3),
+            input_example=input_example,
         )
         mlflow.set_tag(f"{TAG}model_uri", info.model_uri)
         return {"run_id": run.info.run_id, "model_uri": info.model_uri}
+
+
+def log_energy(run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+    """The energy of a run's work (fairway.energy): metrics `energy_kwh`, `emissions_kg_co2eq` and the tags that
+    say how they were obtained (`fairway.energy_*`); nothing when both are empty (tracking disabled)."""
+    mlc = client()
+    for key, number in metrics.items():
+        mlc.log_metric(run_id, key, number)
+    for key, text in tags.items():
+        mlc.set_tag(run_id, f"{TAG}{key}", text)
 
 
 def sibling_candidates(run_id: str) -> list[dict[str, Any]]:
@@ -308,6 +320,15 @@ def log_monitoring(uc: UseCase, month: str, metrics: dict[str, float], tags: dic
         finite = {k: v for k, v in metrics.items() if v is not None and v == v}  # NaN != NaN
         mlflow.log_metrics(finite)
         mlflow.log_artifacts(str(folder), "reports")
+        return str(run.info.run_id)
+
+
+def log_batch_month(uc: UseCase, month: str, metrics: dict[str, float], tags: dict[str, str]) -> str:
+    """One MLflow run per batch-scored month in `fairway-<usecase>-batch` (its counts and energy); returns its id."""
+    exp = experiment_id(uc, "batch")
+    run_tags = {f"{TAG}usecase": uc.name, f"{TAG}month": month, **{f"{TAG}{k}": v for k, v in tags.items()}}
+    with mlflow.start_run(experiment_id=exp, run_name=f"batch-{month}", tags=run_tags) as run:
+        mlflow.log_metrics(metrics)
         return str(run.info.run_id)
 
 

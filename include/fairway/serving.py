@@ -5,6 +5,9 @@ the least it can: one Feast online read through the model-input feature service 
 the reason codes (one score per model input against the version's reference applicant, fairway.explanations),
 and one committed row in the decision log.
 
+Logs: a request is logged by its request id and the error's type, never with its values or the customer id
+(bento/service.py keeps BentoML's own error log to the same rule).
+
 Stale features: a customer's online features older than the view's TTL are *flagged*, not refused: the answer
 and the decision record carry `features_event_time` and `features_stale: true`, so a deployer's policy can
 decline to act on them; refusing would make the service useless between two materializations that are late.
@@ -235,7 +238,8 @@ class OnlineScorer:
         try:
             self.log.append(record)
         except Exception as error:  # any database failure: the decision was not recorded
-            log.error("decision %s not recorded: %s", answer["request_id"], error)
+            # the request id and the error's type only: a database error's text carries the row's values
+            log.error("decision %s not recorded: %s", answer["request_id"], type(error).__name__)
             raise DecisionNotRecorded(f"the decision could not be recorded ({type(error).__name__})") from error
         return answer
 

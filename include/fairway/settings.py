@@ -14,6 +14,14 @@ asks this module, which reads the deployment's settings (and nothing else):
 | the ledger's signing key | FAIRWAY_LEDGER_KEY | FAIRWAY_HOME/secrets/ledger.key (created once, mode 0600) |
 | the pseudonymisation key | FAIRWAY_PSEUDONYM_KEY | FAIRWAY_HOME/secrets/pseudonym.key (created once, mode 0600) |
 | automatic approval | FAIRWAY_APPROVAL_MODE | human |
+| secrets that must come from the environment (no key file is created) | FAIRWAY_REQUIRED_SECRETS | none (e.g. `pseudonym`) |
+| Airflow's metadata DB, for erasure | FAIRWAY_AIRFLOW_DB_URL | AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, else sqlite:///AIRFLOW_HOME/airflow.db |
+| notification e-mail recipients (comma-separated) | FAIRWAY_NOTIFY_EMAIL_TO | none: no e-mail |
+| notification sender | FAIRWAY_NOTIFY_EMAIL_FROM | the SMTP connection's `from_email` |
+| Airflow SMTP connection of the notifications | FAIRWAY_NOTIFY_SMTP_CONN_ID | smtp_default |
+| notification webhook (POST JSON) | FAIRWAY_NOTIFY_WEBHOOK_URL | none: no webhook |
+| the webhook's bearer token | FAIRWAY_NOTIFY_WEBHOOK_TOKEN | none |
+| the Airflow UI's address in notification links | FAIRWAY_AIRFLOW_URL | AIRFLOW__API__BASE_URL, else http://localhost:8080 |
 
 A value that still holds the `CHANGE-ME` placeholder of `.env.example` is refused (SettingsError), so a service
 never starts on a published example secret.
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -92,10 +101,16 @@ def ledger_url() -> str:
 
 
 def secret(name: Literal["pseudonym", "ledger"]) -> bytes:
-    """A deployment secret: FAIRWAY_<NAME>_KEY, else FAIRWAY_HOME/secrets/<name>.key, created once (0600)."""
+    """A deployment secret: FAIRWAY_<NAME>_KEY, else FAIRWAY_HOME/secrets/<name>.key, created once (0600).
+    A secret named in FAIRWAY_REQUIRED_SECRETS (comma-separated) must come from its variable: no file is read
+    or created for it (the Compose stack requires the pseudonymisation key this way)."""
     value = env(f"FAIRWAY_{name.upper()}_KEY")
     if value:
         return value.encode()
+    required = {part.strip() for part in (env("FAIRWAY_REQUIRED_SECRETS") or "").split(",")}
+    if name in required:
+        raise SettingsError(f"FAIRWAY_{name.upper()}_KEY is not set, and FAIRWAY_REQUIRED_SECRETS says the "
+                            f"deployment must provide it (no key file is used)")  # fmt: skip
     path = home() / "secrets" / f"{name}.key"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +127,20 @@ def secret(name: Literal["pseudonym", "ledger"]) -> bytes:
     return path.read_text().strip().encode()
 
 
+BLOCKED_DB = "airflow-db-not-allowed"  # what Airflow's task runner puts in its DB variables (no ORM in tasks)
+
+
+def airflow_db_url() -> str | None:
+    """Airflow's metadata DB, which the erasure searches (the conf of runs, the audit log): FAIRWAY_AIRFLOW_DB_URL,
+    else AIRFLOW__DATABASE__SQL_ALCHEMY_CONN (unless Airflow's task runner blocked it), else Airflow's default
+    SQLite DB under AIRFLOW_HOME (FAIRWAY_HOME/airflow) when it exists; None when none is known."""
+    url = env("FAIRWAY_AIRFLOW_DB_URL") or env("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if url and not url.startswith(BLOCKED_DB):
+        return url
+    path = Path(env("AIRFLOW_HOME") or home() / "airflow").resolve() / "airflow.db"
+    return f"sqlite:///{path}" if path.is_file() else None
+
+
 def approval_mode() -> Literal["human", "auto"]:
     """`auto` only where the deployment says so (FAIRWAY_APPROVAL_MODE=auto: the demo, tests); else `human`.
     A use-case config cannot switch its gate to automatic approval."""
@@ -119,3 +148,38 @@ def approval_mode() -> Literal["human", "auto"]:
     if mode not in ("human", "auto"):
         raise SettingsError(f"FAIRWAY_APPROVAL_MODE must be 'human' or 'auto', not {mode!r}")
     return "auto" if mode == "auto" else "human"
+
+
+DEFAULT_AIRFLOW_URL = "http://localhost:8080"
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """Where Fairway's notifications go (fairway.notifications builds them; the DAGs' notifiers send them)."""
+
+    email_to: tuple[str, ...]
+    email_from: str | None
+    smtp_conn_id: str
+    webhook_url: str | None
+    webhook_token: str | None
+
+    @property
+    def channels(self) -> list[str]:
+        """The configured channels: `email`, `webhook`; empty when nobody is to be notified."""
+        return [name for name, on in (("email", bool(self.email_to)), ("webhook", bool(self.webhook_url))) if on]
+
+
+def notifications() -> Notifications:
+    """The deployment's notification channels (FAIRWAY_NOTIFY_*); none configured: nothing is sent (logged)."""
+    to = tuple(part.strip() for part in (env("FAIRWAY_NOTIFY_EMAIL_TO") or "").split(",") if part.strip())
+    url = env("FAIRWAY_NOTIFY_WEBHOOK_URL")
+    if url and not url.startswith(("http://", "https://")):
+        raise SettingsError(f"FAIRWAY_NOTIFY_WEBHOOK_URL must be an http(s) URL, not {url!r}")
+    return Notifications(to, env("FAIRWAY_NOTIFY_EMAIL_FROM"), env("FAIRWAY_NOTIFY_SMTP_CONN_ID") or "smtp_default",
+                         url, env("FAIRWAY_NOTIFY_WEBHOOK_TOKEN"))  # fmt: skip
+
+
+def airflow_url() -> str:
+    """The Airflow UI's base address for links (FAIRWAY_AIRFLOW_URL, else Airflow's [api] base_url from
+    AIRFLOW__API__BASE_URL, else http://localhost:8080), without a trailing slash."""
+    return (env("FAIRWAY_AIRFLOW_URL") or env("AIRFLOW__API__BASE_URL") or DEFAULT_AIRFLOW_URL).rstrip("/")

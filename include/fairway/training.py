@@ -1,8 +1,9 @@
 """Training: the point-in-time training frame, the candidates (baseline and bias-mitigated) and their evaluation.
 
-The frame holds one row per labelled snapshot whose label was known at the end of the window: the snapshot's
-model inputs (`model_input` service) and protected attributes (`fairness_audit` service, for evaluation only),
-both as of the snapshot time, and the label. The latest snapshot month is the holdout.
+The frame holds one row per labelled snapshot whose label was known at the end of the window: the subject's
+pseudonym (never the raw id), the snapshot's model inputs (`model_input` service) and protected attributes
+(`fairness_audit` service, for evaluation only: the mitigation's groups and the gate's fairness metrics), both as
+of the snapshot time, and the label. The latest snapshot month is the holdout.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fairway.features.store import get_store
 log = logging.getLogger(__name__)
 
 MONTH_COLUMN = "_snapshot_month"
+SUBJECT_COLUMN = "subject"  # the pseudonym of the entity key in a stored training frame (records.pseudonym)
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def build_training_frame(
     if dropped:
         log.warning("%d labelled snapshots have no features in the store or lack a non-nullable input: left out",
                     dropped)  # fmt: skip
-    frame = frame[complete].reset_index(drop=True)
+    frame = pseudonymised(uc, frame[complete].reset_index(drop=True))
     holdout = frame[MONTH_COLUMN] == window.holdout_month
     if holdout.all() or not holdout.any():
         raise RuntimeError(
@@ -185,10 +187,20 @@ def build_training_frame(
     return summary.as_dict()
 
 
+def pseudonymised(uc: UseCase, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with the entity key replaced by the subject's pseudonym (SUBJECT_COLUMN, first): a stored
+    training frame never holds the raw id (GDPR Art. 25, AI Act Art. 10(5)); the erasure finds a person's rows by
+    their pseudonym."""
+    from fairway.records import pseudonymise
+
+    key = uc.entity.join_key
+    return pd.concat([pseudonymise(frame[key]).rename(SUBJECT_COLUMN), frame.drop(columns=[key])], axis=1)
+
+
 def read_frame(summary: dict[str, Any]) -> pd.DataFrame:
     """The stored frame; refuses a missing file or one whose content changed since it was built, except by the
-    removals that erasure and retention record in its ledger (fairway.privacy)."""
-    from fairway.privacy import frame_removals
+    removals that erasure and retention record in its ledger (fairway.erasures)."""
+    from fairway.erasures import frame_removals
 
     path = Path(summary["path"])
     if not path.is_file():
@@ -467,6 +479,22 @@ def explain_candidate(
     return [table, plot, reference]
 
 
+def synthetic_example(uc: UseCase, train: pd.DataFrame) -> pd.DataFrame:
+    """The input example logged with a model (MLflow's input_example.json and serving_input_example.json, copied
+    into BentoML's store): one synthetic row, the version's reference applicant (each input's median or most
+    frequent value over the training rows, as the reason codes use it) in the training frame's dtypes. It is
+    never a person's row: a model's files are hashed in the promotion ledger and cannot be erased from."""
+    from fairway import explanations
+
+    inputs = train[uc.model_inputs]
+    integers = [f for f in uc.model_inputs if uc.feature(f).dtype == "int"]
+    point = explanations.reference_point(inputs, uc.model_inputs, integers)
+    for name in uc.model_inputs:
+        if pd.api.types.is_bool_dtype(inputs[name]):
+            point[name] = str(point[name]) == "True"  # reference_point gives the most frequent value as text
+    return pd.DataFrame([point], columns=uc.model_inputs).astype(inputs.dtypes.to_dict())
+
+
 def load_reference(run_id: str) -> dict[str, Any]:
     """The reference applicant of a version's reason codes, logged with its run."""
     from fairway import registry
@@ -501,15 +529,16 @@ def train_candidate(usecase: UseCase | str | None, frame_summary: dict[str, Any]
 def _train_and_log(uc: UseCase, frame_summary: dict[str, Any], candidate: str) -> dict[str, Any]:
     import tempfile
 
-    from fairway import gate, registry, verification
+    from fairway import energy, gate, registry, verification
     from fairway.fairness import approvals, deserved, group_rates, plot_group_rates
 
     train, holdout = load_frame(frame_summary)
-    started = time.perf_counter()
-    model, params = fit_candidate(uc, candidate, train)
-    params["fit_seconds"] = round(time.perf_counter() - started, 2)
-    champion = verification.comparison_champion(uc)
-    metrics, scores = evaluate_model(uc, model, holdout, champion)
+    with energy.tracked(uc.energy, f"candidate {candidate}") as used:  # fit and evaluation: one tracker
+        started = time.perf_counter()
+        model, params = fit_candidate(uc, candidate, train)
+        params["fit_seconds"] = round(time.perf_counter() - started, 2)
+        champion = verification.comparison_champion(uc)
+        metrics, scores = evaluate_model(uc, model, holdout, champion)
     decision = gate.evaluate(metrics, uc.gate)
     choice = {"fairness_passed": gate.fairness_passed(metrics, uc.gate), "gate_precheck": decision.decision,
               "reasons": decision.reasons}  # fmt: skip
@@ -522,11 +551,12 @@ def _train_and_log(uc: UseCase, frame_summary: dict[str, Any], candidate: str) -
         )
         explained = explain_candidate(uc, model, train, holdout, Path(tmp), candidate)
         run = registry.log_candidate(uc, candidate, model, metrics, frame_summary, params, [table, plot, *explained],
-                                     holdout[uc.model_inputs].head(50), choice)  # fmt: skip
+                                     synthetic_example(uc, train), choice)  # fmt: skip
+    registry.log_energy(run["run_id"], used.metrics(), used.tags())
     log.info("candidate %s: AUC %.3f, gate pre-check %s (fit %.1f s)", candidate, metrics.auc, decision.decision,
              params["fit_seconds"])  # fmt: skip
     return {"candidate": candidate, "run_id": run["run_id"], "auc": metrics.auc, "failed": False,
-            "fit_seconds": params["fit_seconds"], **choice}  # fmt: skip
+            "fit_seconds": params["fit_seconds"], **used.metrics(), **choice}  # fmt: skip
 
 
 def register_best(usecase: UseCase | str | None, results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -30,6 +30,9 @@ from fairway.records import (
 from fairway.training import MONTH_COLUMN, build_training_frame, read_frame
 from tests.champion import feature_store, isolated_home, make_champion
 
+# the free-text reasons of reviews of decisions (fairway.review): the person's must leave the database's bytes
+PERSON_REASON = "payslips checked by phone with the applicant, ref 7Q4XK-review"
+OTHER_REASON = "income confirmed by the employer, ref 9ZP2M-review"
 MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -89,9 +92,11 @@ def _online_rows(home: Path) -> dict[str, list[tuple]]:
 def lifecycle(tmp_path_factory) -> dict:
     """Six months in both stores (online: the last two), a champion trained on 2024-01..03 (its frame under
     datasets/), months 4-6 scored (prediction records), monitoring of 2024-06 (reports, MLflow run), decision-log
-    rows for the person and for others, and an Airflow task log that names the person (a failed validation)."""
+    rows for the person and for others with a review of one decision of each (fairway.review), and an Airflow task
+    log that names the person (a failed validation)."""
     from fairway.inference import pin_champion, score_month
     from fairway.monitoring import check_drift, check_outcomes, record_month
+    from fairway.review import record_review
 
     with isolated_home(tmp_path_factory, "privacy-home") as home:
         uc = load_usecase("credit_risk")
@@ -105,8 +110,12 @@ def lifecycle(tmp_path_factory) -> dict:
         person = sorted(set.intersection(*present))[17]  # in every month, both stores, every record
         others = sorted(set.intersection(*present) - {person})[:5]
         log = DecisionLog(decision_log_url(uc))  # kept open, as the service keeps it
-        for subject in [pseudonym(person), *map(pseudonym, others), pseudonym(person)]:
-            log.append(_decision(uc, subject))
+        decisions = [_decision(uc, s) for s in [pseudonym(person), *map(pseudonym, others), pseudonym(person)]]
+        for row in decisions:
+            log.append(row)
+        reviewed = {"person": decisions[0]["request_id"], "other": decisions[1]["request_id"]}
+        record_review(uc, reviewed["person"], "decline", by="A. Reviewer", reason=PERSON_REASON)
+        record_review(uc, reviewed["other"], "decline", by="A. Reviewer", reason=OTHER_REASON, kind="contest")
         task_log = home / "airflow/logs/dag_id=feature_pipeline/run_id=manual__1/task_id=validate_month/attempt=1.log"
         task_log.parent.mkdir(parents=True)
         task_log.write_text(
@@ -114,7 +123,8 @@ def lifecycle(tmp_path_factory) -> dict:
                         f"'debt_ratio': 2 row(s) are below the minimum 0: row 5 (customer_id={person}), row 9 "
                         f"(customer_id={others[0]})", "level": "error"}) + "\n"  # fmt: skip
         )
-        yield {"home": home, "uc": uc, "person": person, "others": others, "version": version, "log": log}
+        yield {"home": home, "uc": uc, "person": person, "others": others, "version": version, "log": log,
+               "reviewed": reviewed}  # fmt: skip
         log.engine.dispose()
 
 
@@ -128,6 +138,7 @@ def erased(lifecycle) -> dict:
         "parquet": {str(p.relative_to(home)): pd.read_parquet(p) for p in _files(home) if p.suffix == ".parquet"},
         "online": _online_rows(home),
         "decisions": lifecycle["log"].read(),
+        "reasons": _scan(home, [PERSON_REASON, OTHER_REASON]),
     }
     result = privacy.erase(uc, person)
     return {**lifecycle, "needles": needles, "before": before, "result": result}
@@ -144,7 +155,9 @@ def test_the_person_was_everywhere_before(erased) -> None:
                 "records/credit_risk/predictions/2024-05.parquet"]  # fmt: skip
     for path in expected:
         assert path in found, path
-    assert any(p.startswith("datasets/credit_risk/") and person in hits for p, hits in found.items())
+    assert any(p.startswith("datasets/credit_risk/") and subject in hits for p, hits in found.items())
+    assert not any(p.startswith("datasets/credit_risk/") and person in hits for p, hits in found.items()), \
+        "training frames hold the pseudonym, never the id"
     assert any(p.startswith("records/credit_risk/decisions.db") and subject in hits for p, hits in found.items())
     assert any(p.startswith("airflow/logs/") and person in hits for p, hits in found.items())
 
@@ -200,6 +213,29 @@ def test_the_receipt_counts_each_store_and_holds_no_personal_data(erased) -> Non
     assert digest == privacy.erasure_hash(uc, person) != privacy.erasure_hash(uc, person, b"another key")
 
 
+def test_the_reviews_of_the_persons_decisions_go_with_them(erased) -> None:
+    """The review of the person's decision is deleted, its free-text reason gone from the database's bytes (its
+    -wal file included); the review of another person's decision stays as it was."""
+    from fairway.review import ReviewLog
+
+    home, uc = erased["home"], erased["uc"]
+    database = "records/credit_risk/decisions.db"
+    before = erased["before"]["reasons"]
+    assert any(_family(p) == database and PERSON_REASON in hits for p, hits in before.items()), before
+    assert erased["result"]["removed"]["review_rows"] == 1
+    assert erased["result"]["searched"]["reviews of decisions"] == {"table": "fairway_reviews"}
+    assert _scan(home, [PERSON_REASON]) == {}
+    assert any(_family(p) == database for p in _scan(home, [OTHER_REASON]))
+    reviews = ReviewLog(uc)
+    try:
+        assert reviews.of(erased["reviewed"]["person"]) == []
+        [kept] = reviews.of(erased["reviewed"]["other"])
+    finally:
+        reviews.decisions.engine.dispose()
+    assert (kept["reason"], kept["kind"]) == (OTHER_REASON, "contest")
+    assert kept["subject"] == pseudonym(erased["others"][0])
+
+
 def test_a_second_erasure_is_a_no_op_and_writes_nothing(erased) -> None:
     home, uc = erased["home"], erased["uc"]
     listing = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in _files(home)}
@@ -218,7 +254,8 @@ def test_the_models_and_monitoring_still_work_without_the_person(erased) -> None
     uc = erased["uc"]
     lineage = registry.training_lineage(uc, erased["version"])
     frame = read_frame(lineage)
-    assert erased["person"] not in set(frame["customer_id"]) and len(frame) < lineage["rows"]
+    assert "customer_id" not in frame and pseudonym(erased["person"]) not in set(frame["subject"])
+    assert len(frame) < lineage["rows"]
     assert check_drift(uc, "2024-05")["rows_scored"] == len(read_month(uc, "2024-05")[0])
     path = Path(lineage["path"])
     original = path.read_bytes()
@@ -295,15 +332,22 @@ def test_decision_log_on_postgresql_erasure_and_retention(home, usecase, monkeyp
     with postgres_server() as url:
         monkeypatch.setenv("FAIRWAY_DECISION_LOG_URL", url)
         monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", "test-key-not-secret")
+        from fairway.review import ReviewLog, record_review
+
         log = DecisionLog(url)
         subject = pseudonym("C0000042")
         times = pd.to_datetime(["2024-01-15", "2024-03-31 23:59:59", "2024-04-01", "2024-06-02"], utc=True, format="ISO8601")
         for at in times:
-            log.append(_decision(usecase, subject, at))
-            log.append(_decision(usecase, pseudonym("C0000043"), at))
+            log.append(theirs := _decision(usecase, subject, at))
+            log.append(other := _decision(usecase, pseudonym("C0000043"), at))
         log.append(_decision(usecase, subject, times[0], usecase="another_usecase"))
+        record_review(usecase, theirs["request_id"], "decline", by="A. Reviewer", reason=PERSON_REASON)
+        record_review(usecase, other["request_id"], "decline", by="A. Reviewer", reason=OTHER_REASON)
         result = privacy.erase(usecase, "C0000042")
-        assert result["removed"]["decision_log_rows"] == 4
+        assert result["removed"]["decision_log_rows"] == 4 and result["removed"]["review_rows"] == 1
+        reviews = ReviewLog(usecase)
+        assert reviews.of(theirs["request_id"]) == [] and len(reviews.of(other["request_id"])) == 1
+        reviews.decisions.engine.dispose()
         rows = log.read()
         assert list(rows["subject"]) == [pseudonym("C0000043")] * 4 + [subject]  # the other use case's row stays
         counts = privacy.enforce_retention(usecase, "2031-03")  # cutoff 2024-04-01
@@ -374,6 +418,31 @@ def test_retention_removes_exactly_what_expired(history, usecase) -> None:
     assert again["raw_files"] == [] and again["offline_partitions"] == {} and again["online_rows"] == 0
 
 
+def test_retention_deletes_the_reviews_older_than_the_cutoff(history, usecase) -> None:
+    """Reviews follow the entity's retention by their own time: one recorded before the cutoff (2024-04-01 as of
+    2031-03) is deleted, its reason gone from the database's bytes; one recorded now stays."""
+    from datetime import UTC, datetime
+
+    from fairway.review import ReviewLog, record_review
+
+    home, decisions = history["home"], history["log"].read()
+    old_decision, new_decision = decisions["request_id"].iloc[0], decisions["request_id"].iloc[3]
+    recent = record_review(usecase, new_decision, "decline", by="A. Reviewer", reason=OTHER_REASON)["review"]
+    reviews = ReviewLog(usecase)
+    try:
+        reviews.append({**{k: v for k, v in recent.items() if k != "id"}, "request_id": old_decision,
+                        "reviewed_at": datetime(2024, 1, 3, tzinfo=UTC), "reason": PERSON_REASON})  # fmt: skip
+        assert [r["reason"] for r in reviews.of(old_decision)] == [PERSON_REASON]
+        counts = privacy.enforce_retention(usecase, "2031-03")
+        assert counts["review_rows"] == 1
+        assert reviews.of(old_decision) == []
+        assert [r["reason"] for r in reviews.of(new_decision)] == [OTHER_REASON]
+    finally:
+        reviews.decisions.engine.dispose()
+    assert _scan(home / "records", [PERSON_REASON]) == {}
+    assert privacy.enforce_retention(usecase, "2031-03")["review_rows"] == 0
+
+
 def test_retention_follows_the_shortest_period_of_what_a_file_holds(history, usecase) -> None:
     """A view holding a feature with a shorter retention goes earlier; records follow the entity's period."""
     data = usecase.model_dump()
@@ -414,3 +483,42 @@ def test_cli_erase_then_the_no_op_then_retention(small_store, usecase, capsys, m
     counts = json.loads(capsys.readouterr().out)
     assert counts["raw_files"] == ["2024-01/snapshot.parquet", "2024-01/labels.parquet"]
     assert sorted(p.name for p in (small_store / "data/raw/credit_risk").iterdir()) == MONTHS[1:4]
+
+
+# --- temporary files of interrupted writes ------------------------------------------------------------------
+
+
+def test_a_failing_writer_leaves_no_temporary_file(tmp_path) -> None:
+    from fairway.data import temp_leftovers, write_atomic
+
+    def half_then_fail(tmp: Path) -> None:
+        tmp.write_text("C0000042,2534.87")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(tmp_path / "a.parquet", half_then_fail)
+    (tmp_path / "b.parquet").mkdir()  # the rename fails: a folder is in the way
+    with pytest.raises(OSError):
+        write_atomic(tmp_path / "b.parquet", lambda tmp: tmp.write_text("C0000042"))
+    assert temp_leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["b.parquet"]
+
+
+def test_retention_removes_stale_temporary_files_and_leaves_writes_in_flight(home, usecase) -> None:
+    import os
+    import time
+
+    folder = home / "records" / "credit_risk" / "predictions"
+    folder.mkdir(parents=True)
+    stale = folder / f".2024-01.parquet.{uuid.uuid4().hex}.tmp"
+    fresh = folder / f".2024-02.parquet.{uuid.uuid4().hex}.tmp"
+    plot = home / "reports" / f".drift.{uuid.uuid4().hex}.tmp.png"  # keep_suffix form
+    hidden = folder / ".notes.tmp"  # not a write_atomic name: not touched
+    for path in (stale, fresh, plot, hidden):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PAR1 C0000042")
+    old = time.time() - privacy.STALE_TEMP_SECONDS - 60
+    for path in (stale, plot, hidden):
+        os.utime(path, (old, old))
+    counts = privacy.enforce_retention(usecase, "2024-06")
+    assert counts["temporary_files_removed"] == 2
+    assert not stale.exists() and not plot.exists() and fresh.exists() and hidden.exists()

@@ -4,9 +4,11 @@ then in a headless Chromium that logs in through Airflow's login page (its DOM a
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -30,7 +32,9 @@ from tests.plugins.browser import chromium, chromium_binary
 
 USER = "tester"  # role viewer: the least an Airflow user can be
 PAGES = ["/fairway/", "/fairway/documentation/credit_risk/1", "/fairway/reports/credit_risk/monitoring/trends.png",
-         "/fairway/reports/credit_risk/monitoring/2024-06/drift.html"]  # fmt: skip
+         "/fairway/reports/credit_risk/monitoring/2024-06/drift.html",
+         "/fairway/documentation/credit_risk/1/fairness_by_group.png"]  # fmt: skip
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +146,31 @@ def test_the_view_shows_versions_approvals_and_monitoring(ui_server) -> None:
     assert documentation.status_code == 200 and "Annex IV" in documentation.text
 
 
+def test_the_documentation_shows_its_figures_and_the_files_it_links_to_answer(ui_server) -> None:
+    """The page embeds its figures (they show here and in MLflow's artifact view, where the HTML is served from a
+    blob: URL); the Markdown's relative links resolve next to the page."""
+    url, auth = ui_server["url"], bearer(ui_server["token"])
+    page = httpx.get(f"{url}/fairway/documentation/credit_risk/1", headers=auth, timeout=30)
+    sources = re.findall(r'<img[^>]*src="([^"]+)"', page.text)
+    assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources), sources[:1]
+    assert all(base64.b64decode(s.split(",", 1)[1]).startswith(PNG) for s in sources)
+    md = httpx.get(f"{url}/fairway/documentation/credit_risk/1/model_documentation.md", headers=auth, timeout=30)
+    assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
+    linked = re.findall(r"!\[[^]]*\]\(([^)]+)\)", md.text)
+    assert sorted(linked) == ["fairness_by_group.png", "permutation_importance.png"]
+    for name in linked:
+        answer = httpx.get(f"{url}/fairway/documentation/credit_risk/1/{name}", headers=auth, timeout=30)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/png", name
+        assert answer.content.startswith(PNG)
+    for name, status in (("nosuch.png", {404}), ("..%2F..%2Fmlflow.db", {400, 404}), ("MLmodel", {400}),
+                         ("a.py", {400})):  # fmt: skip
+        answer = httpx.get(f"{url}/fairway/documentation/credit_risk/1/{name}", headers=auth, timeout=30)
+        assert answer.status_code in status, (name, answer.status_code, answer.text[:200])
+        assert "SQLite" not in answer.text
+    assert httpx.get(f"{url}/fairway/documentation/credit_risk/99/fairness_by_group.png", headers=auth,
+                     timeout=30).status_code == 404  # fmt: skip
+
+
 def test_unknown_use_cases_and_versions_answer_404_with_a_message(ui_server) -> None:
     url, auth = ui_server["url"], bearer(ui_server["token"])
     for path, message in (("/fairway/?usecase=nosuch", "no use case named 'nosuch'; the use cases are: "),
@@ -206,6 +235,9 @@ def test_chromium_logs_in_and_renders_the_view_with_its_content(ui_server, tmp_p
         browser.wait_for("[...document.images].every(image => image.complete && image.naturalWidth > 0)")
         shot = tmp_path / "fairway.png"
         shot.write_bytes(browser.screenshot(1280, 1000))
+        browser.navigate(f"{url}/fairway/documentation/credit_risk/1")
+        browser.wait_for("document.readyState === 'complete' && document.images.length === 2")
+        browser.wait_for("[...document.images].every(image => image.complete && image.naturalWidth > 0)")
     from matplotlib.image import imread
 
     pixels = imread(shot)

@@ -24,6 +24,7 @@ from feast import FeatureStore
 
 from fairway.config import FEATURE_REPO_DIR, UseCase, month_str, paths, resolve
 from fairway.data import ValidatedMonth, month_bounds, to_arrow, validate_month, write_parquet_atomic
+from fairway.erasures import erased_hashes, without_erased
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +126,8 @@ def view_frames(uc: UseCase, validated: ValidatedMonth) -> dict[str, pd.DataFram
 
 def write_offline_partition(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     """Validate the month's raw data, then replace its partition of every view. Nothing is written on error.
-    Rows of people erased earlier (fairway.privacy receipts) are left out: a delivery cannot bring them back."""
-    from fairway.privacy import erased_hashes, without_erased
-
+    Rows of people erased earlier (the receipts of fairway.erasures) are left out: a delivery cannot bring them
+    back."""
     uc = resolve(usecase)
     month = month_str(month)
     validated = validate_month(uc, month)  # raises before anything is written
