@@ -5,15 +5,9 @@ then in a headless Chromium that logs in through Airflow's login page (its DOM a
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import re
-import secrets
-import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -25,9 +19,9 @@ from fairway.config import load_usecase
 from fairway.documentation import model_documentation
 from fairway.inference import pin_champion, score_month
 from fairway.monitoring import check_drift, check_outcomes, record_month
-from tests.bento.serving import free_port, stop_process
 from tests.champion import feature_store, isolated_home, make_champion
 from tests.conftest import PROJECT
+from tests.plugins.api_server import api_server
 from tests.plugins.browser import chromium, chromium_binary
 
 USER = "tester"  # role viewer: the least an Airflow user can be
@@ -49,40 +43,9 @@ def ui_server(tmp_path_factory, airflow_db):
         for month in ("2024-05", "2024-06"):
             score_month(uc, month, pinned, f"ui-{month}")
             record_month(uc, check_drift(uc, month), check_outcomes(uc, month), f"ui-{month}")
-        password, jwt_secret = secrets.token_urlsafe(16), secrets.token_urlsafe(64)
-        passwords = home / "passwords.json"
-        passwords.write_text(json.dumps({USER: password}))
-        port = free_port()
-        env = {
-            key: value for key, value in os.environ.items() if key != "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"
-        }
-        env |= {"AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
-                "AIRFLOW__CORE__AUTH_MANAGER":
-                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-                "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret}  # fmt: skip
-        airflow = str(Path(sys.executable).parent / "airflow")
-        log = open(home / "api-server.log", "w")  # noqa: SIM115
-        server = subprocess.Popen([airflow, "api-server", "--port", str(port), "--host", "127.0.0.1"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                        break
-                assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "api-server not healthy after 120 s"
-                time.sleep(0.5)
-            login = httpx.post(f"{url}/auth/token", json={"username": USER, "password": password}, timeout=30)
-            assert login.status_code == 201, login.text
-            yield {"url": url, "home": home, "password": password, "jwt_secret": jwt_secret,
-                   "token": login.json()["access_token"]}  # fmt: skip
-        finally:
-            stop_process(server)
-            log.close()
+        with api_server(home, {USER: "viewer"}) as api:
+            yield {"url": api["url"], "home": home, "password": api["passwords"][USER], "jwt_secret": api["jwt_secret"],
+                   "token": api["tokens"][USER]}  # fmt: skip
 
 
 def bearer(token: str) -> dict[str, str]:

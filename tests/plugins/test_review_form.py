@@ -4,15 +4,6 @@ the login). The decisions are a real batch month scored by a real champion."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import secrets
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pandas as pd
 import pytest
@@ -21,9 +12,8 @@ from fairway.config import load_usecase
 from fairway.inference import pin_champion, score_month
 from fairway.records import prediction_partition
 from fairway.review import ReviewLog, batch_request_id
-from tests.bento.serving import free_port, stop_process
 from tests.champion import feature_store, isolated_home, make_champion
-from tests.conftest import PROJECT
+from tests.plugins.api_server import api_server
 
 USERS = {"watcher": "viewer", "reviewer": "user"}
 
@@ -37,41 +27,10 @@ def server(tmp_path_factory, airflow_db):
         make_champion(uc, "2024-04", 3)
         score_month(uc, "2024-05", pin_champion(uc), "review-ui")
         records = pd.read_parquet(prediction_partition(uc, "2024-05"))
-        passwords = {name: secrets.token_urlsafe(16) for name in USERS}
-        (home / "passwords.json").write_text(json.dumps(passwords))
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"}
-        env |= {"AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
-                "AIRFLOW__CORE__AUTH_MANAGER":
-                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64)}  # fmt: skip
-        log = open(home / "api-server.log", "w")  # noqa: SIM115
-        process = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "api-server", "--port", str(port),
-                                    "--host", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                        break
-                assert process.poll() is None, (home / "api-server.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "api-server not healthy after 120 s"
-                time.sleep(0.5)
-            tokens = {}
-            for name, password in passwords.items():
-                login = httpx.post(f"{url}/auth/token", json={"username": name, "password": password}, timeout=30)
-                assert login.status_code == 201, login.text
-                tokens[name] = login.json()["access_token"]
+        with api_server(home, USERS) as api:
             declined = records[records["decision"] == "decline"]
-            yield {"url": url, "uc": uc, "tokens": tokens, "records": records,
+            yield {"url": api["url"], "uc": uc, "tokens": api["tokens"], "records": records,
                    "request_id": batch_request_id("2024-05", str(declined["subject"].iloc[0]))}  # fmt: skip
-        finally:
-            stop_process(process)
-            log.close()
 
 
 def _as(server: dict, user: str) -> dict[str, str]:
