@@ -17,6 +17,7 @@ from fairway.config import BUILTIN_USECASES_DIR, load_usecase
 from fairway.inference import pin_champion, score_month
 from tests.champion import feature_store, isolated_home, make_champion
 from tests.conftest import PROJECT
+from tests.dags.assets import forget_events
 from tests.dags.hitl import answer_in_background
 from tests.fairway.test_escalation import invert_delivered_labels
 from tests.sinks import http_sink, smtp_sink
@@ -53,6 +54,7 @@ def deployment(tmp_path_factory, airflow_db):
         invert_delivered_labels(uc, MONTH)
         yield {"home": home, "uc": uc, "version": version, "inbox": inbox, "hooks": hooks, "mp": mp,
                "bag": local_runs.dagbag()}  # fmt: skip
+        forget_events(["monitoring", "training", "fairness_gate"])  # this home's requests stay with this module
 
 
 @pytest.fixture
