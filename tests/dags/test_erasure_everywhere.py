@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -102,13 +103,28 @@ def _trigger_through_the_api(conf: dict) -> str:
     from airflow.configuration import conf as airflow_conf
     from fastapi.testclient import TestClient
 
+    before = airflow_conf.get("core", "simple_auth_manager_all_admins", fallback="False")
     airflow_conf.set("core", "simple_auth_manager_all_admins", "True")
     from airflow.api_fastapi.app import create_app
 
-    with TestClient(create_app()) as client:
-        answer = client.post("/api/v2/dags/erasure/dagRuns", json={"logical_date": None, "conf": conf})
+    try:
+        with TestClient(create_app()) as client:
+            answer = client.post("/api/v2/dags/erasure/dagRuns", json={"logical_date": None, "conf": conf})
+    finally:
+        airflow_conf.set("core", "simple_auth_manager_all_admins", before)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["dag_run_id"])
+
+
+def _delete_run(dag_id: str, run_id: str) -> None:
+    """The queued run the API created (no scheduler runs it here): later modules' scheduler loops
+    (local_runs) would otherwise start it."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    with create_session() as session:
+        session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
 
 
 def _killed_writer(path: Path, rows: pd.DataFrame) -> None:
@@ -171,7 +187,7 @@ def flow(tmp_path_factory, airflow_db) -> dict:
 
 
 @pytest.fixture(scope="module")
-def erased(flow, airflow_db) -> dict:
+def erased(flow, airflow_db) -> Iterator[dict]:
     person = flow["person"]
     with pytest.MonkeyPatch.context() as mp:
         pin_home(mp, flow["home"])
@@ -186,8 +202,11 @@ def erased(flow, airflow_db) -> dict:
         run = bag.get_dag("erasure").test(run_conf=conf, logical_date=pendulum.datetime(2031, 6, 1, tz="UTC"))
         after = _scan(roots, needles)
         result = run.get_task_instance("erase").xcom_pull(task_ids="erase")
-        return {**flow, "run": run, "requested": requested, "before": before, "after": after, "result": result,
-                "roots": roots, "needles": needles}  # fmt: skip
+        try:
+            yield {**flow, "run": run, "requested": requested, "before": before, "after": after, "result": result,
+                   "roots": roots, "needles": needles}  # fmt: skip
+        finally:
+            _delete_run("erasure", requested)
 
 
 @pytest.fixture(scope="module")
