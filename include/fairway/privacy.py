@@ -84,7 +84,7 @@ from fairway.erasures import (  # noqa: F401 - the erasure register, re-exported
     without_erased,
 )
 from fairway.records import decision_log_url, pseudonym, pseudonym_key
-from fairway.review import REVIEW_TABLE, ReviewLog
+from fairway.review import REVIEW_TABLE, delete_reviews
 from fairway.training import MONTH_COLUMN, SUBJECT_COLUMN, fingerprint
 
 log = logging.getLogger(__name__)
@@ -248,13 +248,7 @@ def _decision_log_exists(uc: UseCase) -> bool:
 def _delete_reviews(uc: UseCase, subject: str | None = None, before: datetime | None = None) -> int:
     """The reviews of decisions (fairway.review) of a subject or older than `before`; rows removed. The review log
     deletes with secure_delete and a WAL checkpoint on SQLite, with VACUUM elsewhere."""
-    if not _decision_log_exists(uc):
-        return 0
-    reviews = ReviewLog(uc)
-    try:
-        return reviews.delete(subject=subject, before=before)
-    finally:
-        reviews.decisions.engine.dispose()
+    return delete_reviews(uc, subject=subject, before=before) if _decision_log_exists(uc) else 0
 
 
 def _delete_decisions(uc: UseCase, where: Callable[[Any], Any]) -> tuple[int, list[str]]:

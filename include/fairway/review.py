@@ -209,8 +209,13 @@ class ReviewLog:
 
 
 def delete_reviews(usecase: UseCase | str | None, subject: str | None = None, before: datetime | None = None) -> int:
-    """Reviews of a subject's decisions (erasure, by pseudonym) or older than `before` (retention)."""
-    return ReviewLog(resolve(usecase)).delete(subject, before)
+    """Reviews of a subject's decisions (erasure, by pseudonym) or older than `before` (retention); the log's
+    connections are closed afterwards (erasure checkpoints and compacts the same database files)."""
+    reviews = ReviewLog(resolve(usecase))
+    try:
+        return reviews.delete(subject, before)
+    finally:
+        reviews.decisions.engine.dispose()
 
 
 def _checked(decision: str, by: str, reason: str, kind: str) -> tuple[str, str, str, str]:
