@@ -48,3 +48,20 @@ def served(bento: str, timeout: float = 90) -> Iterator[str]:
         process.wait()
         log.close()
         assert not left, f"bentoml serve left processes behind: {left}"
+
+
+@contextlib.contextmanager
+def served_champion(tmp_path_factory: object, name: str) -> Iterator[dict[str, object]]:
+    """1,500 customers over 5 months in an isolated home, the last two materialized online, a champion trained on
+    the three months before the last, packaged and served: its URL, use case, home, version, months and bento."""
+    from fairway.config import load_usecase
+    from fairway.packaging import package
+    from tests.champion import feature_store, isolated_home, make_champion
+
+    with isolated_home(tmp_path_factory, name) as home:
+        uc = load_usecase("credit_risk")
+        months = feature_store(uc, customers=1500, months=5, seed=11, online_months=2)
+        version = make_champion(uc, months[-2], 3)
+        bento = package(uc, version)["bento"]
+        with served(bento) as url:
+            yield {"url": url, "uc": uc, "home": home, "version": version, "months": months, "bento": bento}

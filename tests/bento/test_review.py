@@ -12,38 +12,31 @@ import httpx
 import pytest
 
 from fairway import cli
-from fairway.config import load_usecase
 from fairway.data import read_month
-from fairway.packaging import package
 from fairway.records import DecisionLog, decision_log_url
 from fairway.review import ReviewLog, delete_reviews, find_decision
-from tests.bento.serving import served
-from tests.champion import feature_store, isolated_home, make_champion
+from tests.bento.serving import served_champion
 
 
 @pytest.fixture(scope="module")
 def answers(tmp_path_factory) -> dict:
     """Two customers' answers from the served champion (1,500 customers, the last two months online)."""
-    with isolated_home(tmp_path_factory, "review-home") as home:
-        uc = load_usecase("credit_risk")
-        months = feature_store(uc, customers=1500, months=5, seed=11, online_months=2)
-        version = make_champion(uc, months[-2], 3)
-        snapshot, _ = read_month(uc, months[-1])
-        bento = package(uc, version)["bento"]
-        with served(bento) as url:
-            bodies, customers = [], []
-            for i in range(40):  # a declined and another customer with a different score
-                customer = str(snapshot["customer_id"].iloc[i])
-                answer = httpx.post(f"{url}/predict", json={"customer_id": customer}, timeout=20)
-                assert answer.status_code == 200, answer.text
-                body = answer.json()
-                if (not bodies and body["decision"] == "decline" and body["reasons"]) or (
-                    bodies and f"{body['score']:.3f}" != f"{bodies[0]['score']:.3f}"):  # fmt: skip
-                    bodies.append(body)
-                    customers.append(customer)
-                if len(bodies) == 2:
-                    break
-            assert len(bodies) == 2, "no declined customer among the first 40"
+    with served_champion(tmp_path_factory, "review-home") as world:
+        uc, home, version, url = world["uc"], world["home"], world["version"], world["url"]
+        snapshot, _ = read_month(uc, world["months"][-1])
+        bodies, customers = [], []
+        for i in range(40):  # a declined and another customer with a different score
+            customer = str(snapshot["customer_id"].iloc[i])
+            answer = httpx.post(f"{url}/predict", json={"customer_id": customer}, timeout=20)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            if (not bodies and body["decision"] == "decline" and body["reasons"]) or (
+                bodies and f"{body['score']:.3f}" != f"{bodies[0]['score']:.3f}"):  # fmt: skip
+                bodies.append(body)
+                customers.append(customer)
+            if len(bodies) == 2:
+                break
+        assert len(bodies) == 2, "no declined customer among the first 40"
         yield {"uc": uc, "home": home, "version": version, "answers": bodies, "customers": customers,
                "snapshot": snapshot}  # fmt: skip
 

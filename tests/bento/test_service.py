@@ -15,12 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from fairway import registry
-from fairway.config import load_usecase
 from fairway.data import read_month
-from fairway.packaging import package
 from fairway.records import DecisionLog, decision_log_url, input_fingerprint, pseudonym
-from tests.bento.serving import served
-from tests.champion import feature_store, isolated_home, make_champion
+from tests.bento.serving import served, served_champion
 
 APPLICANT = {"income": 2500.0, "debt_ratio": 0.35, "credit_amount": 8000.0, "loan_duration_months": 48,
              "late_payments_12m": 1, "savings_balance": 1200.0, "tenure_months": 30,
@@ -30,14 +27,8 @@ APPLICANT = {"income": 2500.0, "debt_ratio": 0.35, "credit_amount": 8000.0, "loa
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> dict:
     """1,500 customers over 5 months, the last two materialized online, a champion packaged and served."""
-    with isolated_home(tmp_path_factory, "service-home") as home:
-        uc = load_usecase("credit_risk")
-        months = feature_store(uc, customers=1500, months=5, seed=11, online_months=2)
-        version = make_champion(uc, months[-2], 3)
-        bento = package(uc, version)["bento"]
-        with served(bento) as url:
-            yield {"url": url, "uc": uc, "home": home, "version": version, "last_month": months[-1], "bento": bento,
-                   "log": DecisionLog(decision_log_url(uc))}  # fmt: skip
+    with served_champion(tmp_path_factory, "service-home") as world:
+        yield {**world, "last_month": world["months"][-1], "log": DecisionLog(decision_log_url(world["uc"]))}
 
 
 def _post(service: dict, path: str, body: object, **kwargs) -> httpx.Response:
