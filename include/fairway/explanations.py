@@ -144,21 +144,29 @@ class ReasonCodes:
         score_rows: Callable[[pd.DataFrame], np.ndarray],
         score_one: Callable[[dict[str, Any]], float] | None = None,
         top: int = TOP_REASONS,
+        score_one_missing: bool = False,
     ) -> None:
         missing = [c for c in columns if c not in reference]
         if missing:
             raise ValueError(f"the reference applicant lacks {missing}")
         self.columns, self.reference, self.top = list(columns), dict(reference), top
         self.score_rows, self.score_one = score_rows, score_one
+        # whether score_one computes a row with a missing value itself (fairway.serving.row_scorer), rather than
+        # handing it to the pipeline one row at a time (the linear form): then a frame of the swaps is cheaper
+        self.score_one_missing = score_one_missing
         # the numeric inputs, known by their reference value: a column of None in a one-row frame is still a number
         self.numeric = [c for c in self.columns if _is_int(reference[c]) or isinstance(reference[c], float)]
 
     def reasons(self, values: dict[str, Any], score: float | None = None) -> list[Reason]:
         """The top reasons of one decision (`score`, when given, must be the score of `values`). With a missing
-        value the swaps are scored as one frame (missing values as NaN), not one by one by `score_one`."""
-        if self.score_one is not None and not any(is_missing(values[c]) for c in self.columns):
+        value the swaps are scored as one frame (missing values as NaN), not one by one by `score_one`, unless
+        `score_one_missing` says that score_one computes missing values itself."""
+        one_by_one = self.score_one_missing or not any(is_missing(values[c]) for c in self.columns)
+        if self.score_one is not None and one_by_one:
             base = self.score_one(values) if score is None else score
-            swapped = [self.score_one({**values, c: self.reference[c]}) for c in self.columns]
+            swaps = [{**values, c: self.reference[c]} for c in self.columns]
+            many = getattr(self.score_one, "many", None)  # a compiled pipeline scores the swaps in one call
+            swapped = many(swaps) if many is not None else [self.score_one(row) for row in swaps]
         else:
             rows = [values] + [{**values, c: self.reference[c]} for c in self.columns]
             scores = self.score_rows(missing_as_nan(pd.DataFrame(rows, columns=self.columns), self.numeric))

@@ -1,0 +1,199 @@
+"""fairway.serving: the one-row compiled form of every candidate pipeline scores as the pipeline does (missing
+values and unseen categories included), is fast, and is not used when it cannot be verified; the decision log
+writes what SQLAlchemy's insert writes, and a failed write is DecisionNotRecorded."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy
+
+from fairway.data import generate, is_missing, missing_as_nan, read_month
+from fairway.explanations import ReasonCodes, reference_point
+from fairway.serving import RowScorer, row_scorer
+from fairway.training import CANDIDATES, fit_candidate, predict_scores
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    from fairway.config import load_usecase
+    from tests.champion import isolated_home
+
+    with isolated_home(tmp_path_factory, "serving-rows"):
+        uc = load_usecase("credit_risk")
+        generate(uc, customers=1500, n_months=2, seed=3)
+        snapshot, _ = read_month(uc, "2024-01")
+        _, labels = read_month(uc, "2024-02")
+        frame = snapshot.merge(labels[["customer_id", "default_12m"]], on="customer_id")
+        models = {name: fit_candidate(uc, name, frame)[0] for name in CANDIDATES}
+        yield {"uc": uc, "frame": frame, "models": models, "reference": reference_point(frame, uc.model_inputs)}
+
+
+def _numeric(uc) -> list[str]:  # noqa: ANN001
+    return [c for c in uc.model_inputs if uc.feature(c).dtype in ("float", "int")]
+
+
+@pytest.mark.parametrize("candidate", CANDIDATES)
+def test_every_candidate_has_a_one_row_form_equal_to_predict_proba(fitted, candidate) -> None:
+    uc, model = fitted["uc"], fitted["models"][candidate]
+    scorer = row_scorer(model, uc.model_inputs, _numeric(uc), set(), fitted["reference"])
+    assert isinstance(scorer, RowScorer)
+    rows = fitted["frame"][uc.model_inputs].head(400).to_dict(orient="records")
+    rows += [{**r, "housing": "boat"} for r in rows[:40]]  # a category unseen in training: scored as infrequent
+    rows += [{**r, "residential_area": None} for r in rows[:20]]  # missing, not nullable: the encoder's answer
+    expected = predict_scores(model, pd.DataFrame(rows, columns=uc.model_inputs))
+    one_by_one = np.array([scorer(r) for r in rows])
+    assert np.abs(one_by_one - expected).max() < 1e-9
+    assert np.abs(np.array(scorer.many(rows[:11])) - expected[:11]).max() < 1e-9
+
+
+@pytest.mark.parametrize("candidate", ["exponentiated_gradient", "gradient_boosting"])
+def test_a_non_linear_candidate_scores_one_row_in_under_a_millisecond(fitted, candidate) -> None:
+    uc, model = fitted["uc"], fitted["models"][candidate]
+    scorer = row_scorer(model, uc.model_inputs, _numeric(uc), set(), fitted["reference"])
+    assert scorer is not None
+    rows = fitted["frame"][uc.model_inputs].head(200).to_dict(orient="records")
+    times = []
+    for row in rows:
+        start = time.perf_counter()
+        scorer(row)
+        times.append(time.perf_counter() - start)
+    assert statistics.median(times) < 1e-3, f"median {statistics.median(times) * 1e6:.0f} µs"
+
+
+@pytest.mark.parametrize("candidate", ["exponentiated_gradient", "gradient_boosting_reweighing"])
+def test_reasons_from_the_one_row_form_are_those_of_the_pipeline(fitted, candidate) -> None:
+    uc, model = fitted["uc"], fitted["models"][candidate]
+    scorer = row_scorer(model, uc.model_inputs, _numeric(uc), set(), fitted["reference"])
+    fast = ReasonCodes(uc.model_inputs, fitted["reference"], lambda f: predict_scores(model, f), scorer)
+    slow = ReasonCodes(uc.model_inputs, fitted["reference"], lambda f: predict_scores(model, f))
+    for row in fitted["frame"][uc.model_inputs].head(30).to_dict(orient="records"):
+        assert fast.reasons(row, scorer(row)) == slow.reasons(row)
+
+
+def _imputing(rows: int = 600):
+    """Fairway's preprocessor shapes on a small frame: imputed numbers with a missing indicator, a nullable
+    category with its "missing" level, rare categories grouped; then each kind of final estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=rows), "n": rng.integers(0, 9, rows).astype(float),
+                      "c": rng.choice(["u", "v", "w", "rare"], rows, p=[0.45, 0.3, 0.22, 0.03])})  # fmt: skip
+    y = (x["a"] + (x["c"] == "u") + rng.normal(size=rows) > 0.5).astype(int)
+    x = x.assign(a=x["a"].where(x.index % 5 != 0), c=x["c"].where(x.index % 7 != 0, None))
+    fill = {"strategy": "constant", "fill_value": "missing"}
+
+    def prep() -> ColumnTransformer:
+        return ColumnTransformer([
+            ("numeric", StandardScaler(), ["n"]),
+            ("numeric_a", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), ["a"]),
+            ("categorical_c", make_pipeline(SimpleImputer(**fill), SimpleImputer(missing_values=None, **fill),
+                                            OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20,
+                                                          sparse_output=False)), ["c"]),
+        ], sparse_threshold=0.0)  # fmt: skip
+
+    models = {
+        "logistic": Pipeline([("prep", prep()), ("clf", LogisticRegression())]).fit(x, y),
+        "boosting": Pipeline([("prep", prep()), ("clf", HistGradientBoostingClassifier(max_iter=30))]).fit(x, y),
+    }
+    return x, models
+
+
+@pytest.mark.parametrize("kind", ["logistic", "boosting"])
+def test_missing_values_and_unseen_categories_are_scored_as_the_pipeline_does(kind) -> None:
+    x, models = _imputing()
+    model, columns = models[kind], ["a", "n", "c"]
+    reference = {"a": 0.1, "n": 4, "c": "u"}
+    scorer = row_scorer(model, columns, ["a", "n"], {"a", "c"}, reference)
+    assert scorer is not None
+    rows = x.head(200).to_dict(orient="records")
+    for missing in (None, np.nan, pd.NA):
+        rows += [{"a": missing, "n": 3.0, "c": "v"}, {"a": 0.3, "n": 3.0, "c": missing}]
+    rows += [{"a": 0.3, "n": 3.0, "c": "never"}, {"a": -1.0, "n": 8.0, "c": "rare"}]
+    frame = missing_as_nan(pd.DataFrame(rows, columns=columns), ["a", "n"])  # as the pipeline is called online
+    expected = predict_scores(model, frame.assign(c=[None if is_missing(v) else v for v in frame["c"]]))
+    got = np.array([scorer(r) for r in rows])
+    assert np.abs(got - expected).max() < 1e-9
+    codes = ReasonCodes(columns, reference, lambda f: predict_scores(model, f), scorer, score_one_missing=True)
+    plain = ReasonCodes(columns, reference, lambda f: predict_scores(model, f))
+    for row in rows[-8:]:
+        assert codes.reasons(row) == plain.reasons(row)
+
+
+def test_a_pipeline_it_cannot_verify_is_left_to_predict_proba(monkeypatch) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    x, models = _imputing()
+    reference = {"a": 0.1, "n": 4, "c": "u"}
+    unknown = make_pipeline(ColumnTransformer([("numeric", MinMaxScaler(), ["n"])]), LogisticRegression())
+    unknown.fit(x, x["n"] > 4)
+    assert row_scorer(unknown, ["a", "n", "c"], ["a", "n"], {"a", "c"}, reference) is None
+    model = models["logistic"]
+    original = model.predict_proba
+    monkeypatch.setattr(model, "predict_proba", lambda frame: original(frame) * 0.999 + 0.0005)  # disagrees
+    assert row_scorer(model, ["a", "n", "c"], ["a", "n"], {"a", "c"}, reference) is None
+
+
+def _decision(request_id: str) -> dict:
+    return {"request_id": request_id, "usecase": "credit_risk", "endpoint": "predict", "subject": "s" * 32,
+            "input_fingerprint": "f" * 32, "score": 0.25, "decision": "approve", "threshold": 0.5,
+            "model_name": "credit-risk", "model_version": "3", "recorded_at": datetime(2026, 1, 2, 3, 4, 5, 6, UTC),
+            "features_event_time": datetime(2025, 12, 1, tzinfo=UTC), "features_stale": True, "reasons": "[]"}  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def decision_log(request, tmp_path):
+    from fairway.records import DecisionLog
+
+    if request.param == "sqlite":
+        yield DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+        return
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield DecisionLog(url)
+
+
+def test_an_append_stores_what_sqlalchemys_insert_stores(decision_log) -> None:
+    from fairway.records import DECISION_COLUMNS
+
+    decision_log.append(_decision("precompiled"))
+    with decision_log.engine.begin() as connection:  # the statement the log built per request before
+        connection.execute(decision_log.table.insert().values(**{**_decision("built"), "request_id": "built"}))
+    columns = [c for c in DECISION_COLUMNS if c != "request_id"]
+    with decision_log.engine.connect() as connection:
+        stored = {row[0]: tuple(row[1:]) for row in connection.exec_driver_sql(
+            f"SELECT request_id, {', '.join(columns)} FROM fairway_decisions")}  # fmt: skip
+    assert stored["precompiled"] == stored["built"]
+    assert decision_log.read().set_index("request_id").loc["precompiled", "features_stale"] == True  # noqa: E712
+
+
+def test_a_failed_append_raises_and_the_scorer_reports_decision_not_recorded(decision_log) -> None:
+    from fairway.serving import DecisionNotRecorded, OnlineScorer
+
+    decision_log.append(_decision("first"))
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        decision_log.append(_decision("first"))
+    with decision_log.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE fairway_decisions")
+    with pytest.raises(sqlalchemy.exc.DBAPIError):
+        decision_log.append(_decision("second"))
+    scorer = OnlineScorer.__new__(OnlineScorer)  # only what decide() needs: a model that answers 0.25
+    scorer.compiled, scorer.columns, scorer.threshold, scorer.log = (lambda values: 0.25), ["a"], 0.5, decision_log
+    scorer.explain = ReasonCodes(["a"], {"a": 1.0}, lambda f: np.full(len(f), 0.25), scorer.compiled)
+    scorer.model_name, scorer.model_version, scorer.uc = "m", "1", type("U", (), {"name": "credit_risk"})()
+    with pytest.raises(DecisionNotRecorded):
+        scorer.decide("predict_features", {"a": 2.0}, None)
