@@ -74,11 +74,13 @@ bench: setup  ## benchmarks: ratios against their baselines, results under bench
 	$(BIN)/python bench/bench_batch_inference.py
 	$(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_serving.py
+	$(BIN)/python bench/bench_request_path.py
 	$(BIN)/python bench/bench_reasons.py
 	$(BIN)/python bench/bench_lifecycle.py
 	$(BIN)/python bench/bench_onboarding.py
 	$(BIN)/python bench/bench_mitigation.py
 	$(BIN)/python bench/bench_evidence.py
+	$(BIN)/python bench/bench_scale.py
 
 clean:  ## delete everything Fairway made (FAIRWAY_HOME); keeps .venv
 	rm -rf $(FAIRWAY_HOME)

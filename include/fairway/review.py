@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from fairway.config import UseCase, resolve
-from fairway.records import DecisionLog, decision_log_url, prediction_partition, pseudonym
+from fairway.records import DecisionLog, create_tables, decision_log_url, prediction_partition, pseudonym
 
 KINDS = ("override", "contest")
 DECISIONS = ("approve", "decline")
@@ -167,7 +167,7 @@ class ReviewLog:
             sa.Column("reason", sa.Text, nullable=False),
             sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=False),
         )  # fmt: skip
-        metadata.create_all(self.decisions.engine, checkfirst=True)
+        create_tables(metadata, self.decisions.engine)
 
     def append(self, row: dict[str, Any]) -> None:
         with self.decisions.engine.begin() as connection:

@@ -66,3 +66,23 @@ def test_decision_log_keeps_every_concurrent_row_and_refuses_duplicates(decision
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         decision_log.append(_decision("r7"))  # a request is recorded once
     assert len(decision_log.read()) == 400
+
+
+def test_decision_log_opened_by_workers_racing_to_create_it(tmp_path, monkeypatch) -> None:
+    """Two workers open a new log at once: both see no table, the second CREATE fails with "already exists"."""
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    first = DecisionLog(url)
+    first.append(_decision("r1"))
+    create_all = sqlalchemy.MetaData.create_all
+
+    def checked_before_the_other_created(self, bind, tables=None, checkfirst=True) -> None:
+        create_all(self, bind, tables=tables, checkfirst=False)
+
+    monkeypatch.setattr(sqlalchemy.MetaData, "create_all", checked_before_the_other_created)
+    second = DecisionLog(url)  # raised "table fairway_decisions already exists" before
+    second.append(_decision("r2"))
+    assert list(first.read()["request_id"]) == ["r1", "r2"]
+    broken = tmp_path / "not-a-directory"
+    broken.write_text("")
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        DecisionLog(f"sqlite:///{broken}/decisions.db")  # a real failure is still raised
