@@ -1,26 +1,37 @@
-"""Benchmark: online serving latency and throughput, Fairway's BentoML service vs `mlflow models serve`.
+"""Benchmark: online serving latency and throughput of Fairway's BentoML service against its floors.
 
 Same run, same champion version: 5,000 customers x 4 months, the last month materialized into the online store,
-a Reweighing model gated, approved by policy and packaged. Three endpoints, each with 1 and 8 concurrent clients
-(threads with keep-alive connections), after a warm-up:
+a Reweighing model gated, approved by policy and packaged. Each endpoint is measured in cells of `--seconds`
+(default 30) with 1 and 8 concurrent clients, in `--rounds` (default 2) alternating rounds (every server runs for
+the whole benchmark; the rounds go endpoint by endpoint, so a noisy minute does not hit one endpoint only):
 
-- Fairway `POST /predict` (customer id: Feast online lookup + score + decision record committed),
-- Fairway `POST /predict_features` (explicit inputs: validation + score + decision record committed),
-- the baseline: `mlflow models serve` of the same version, `POST /invocations` with the same explicit inputs
-  (`dataframe_records`), which validates against the signature, scores and records nothing.
+- Fairway `POST /predict` (customer id: Feast online lookup + score + reason codes + decision record committed),
+- Fairway `POST /predict_features` (explicit inputs: validation + score + reason codes + decision record),
+- floor `feast serve` of the same feature repo and online store, `POST /get-online-features` with the model's
+  feature service and the same rotating customer ids (the lookup alone, no score, no record; its access log off
+  and `--max-requests 0`: by default its gunicorn worker restarts every ~1,000 requests, mid-cell),
+- floor `mlflow models serve` of the same version, `POST /invocations` with the same explicit inputs
+  (`dataframe_records`: signature validation + sklearn scoring, nothing recorded),
+- floor FastAPI/uvicorn echo: one process, `POST /echo` parses the JSON body and answers it (the ASGI server
+  and JSON alone: what any Python HTTP service pays).
 
-Both servers run one worker on this machine. Reported: p50 and p99 latency (ms) and requests per second.
+Every server runs one worker on this machine. The load generator is one process per client (stdlib
+`http.client`, a keep-alive connection each, no thread pool and no async loop in the client), so it shares the
+cores with the server but does not serialise behind a GIL of its own. Reported per cell: p50, p99, max latency
+(ms) and requests per second; per endpoint and clients the min/median/max over rounds; and the 10 slowest
+requests of each cell with their time since the cell's start, so stalls can be correlated with periodic work.
 
-    make bench              # or: .venv/bin/python bench/bench_serving.py --requests 300
-Results: bench/results/serving.json and a Markdown table on stdout.
+    make bench              # or: .venv/bin/python bench/bench_serving.py --seconds 30 --rounds 2
+Results: bench/results/serving.json and Markdown tables on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
+import http.client
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -29,14 +40,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
 from local_stack import terminate_tree, wait_healthy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def prepare(home: Path) -> dict[str, str]:
@@ -64,6 +75,7 @@ def prepare(home: Path) -> dict[str, str]:
     bento = package(uc, registered["version"])["bento"]
     snapshot, _ = read_month(uc, months[-1])
     return {"bento": bento, "version": registered["version"], "model": uc.model_name,
+            "feature_service": uc.service("model_input").name, "join_key": uc.entity.join_key,
             "customers": json.dumps(list(snapshot["customer_id"].iloc[:500])),
             "applicants": snapshot[uc.model_inputs].iloc[:500].to_json(orient="records")}  # fmt: skip
 
@@ -75,17 +87,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(command: list[str], ready: str, log: Path) -> Iterator[None]:
+def running(command: list[str], ready: str, log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
     """A server in its own process group, until `ready` answers 200; stopped with all its children."""
     with open(log, "w") as out:
-        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # mlflow execs uvicorn
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # mlflow execs uvicorn
+        full_env = {**os.environ, "PATH": path, **(env or {})}
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env=full_env)  # fmt: skip
         try:
             try:
                 wait_healthy(process, ready, 180, log)
             except (RuntimeError, TimeoutError) as error:
                 sys.exit(str(error))
-            yield
+            yield process.pid
         finally:
             left = terminate_tree(process.pid)
             process.wait()
@@ -93,36 +107,142 @@ def running(command: list[str], ready: str, log: Path) -> Iterator[None]:
                 print(f"{command[:3]} left processes behind: {left}", flush=True)
 
 
-def load(url: str, bodies: list[dict], requests: int, clients: int) -> dict[str, float]:
-    """`requests` POSTs spread over `clients` threads, each with its own keep-alive connection."""
+def client(url: str, bodies: list[bytes], offset: int, start: float, stop: float, out: multiprocessing.Queue) -> None:
+    """One keep-alive connection posting the rotating bodies from `start` to `stop` (time.time()); puts
+    [(seconds since start, latency seconds)] on `out`."""
+    _, _, hostport, path = url.split("/", 3)
+    host, port = hostport.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+    samples: list[tuple[float, float]] = []
+    failure = ""
+    while time.time() < start:
+        time.sleep(0.001)
+    i = offset
+    while (now := time.time()) < stop:
+        began = time.perf_counter()
+        try:
+            connection.request("POST", "/" + path, body=bodies[i % len(bodies)], headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except OSError as error:  # a server closing the connection fails the cell, it does not hang it
+            failure = f"{url}: {type(error).__name__} {error}"
+            break
+        samples.append((now - start, time.perf_counter() - began))
+        if response.status != 200:
+            failure = f"{url}: {response.status} {payload[:300]!r}"
+            break
+        i += 1
+    out.put((samples, failure))
 
-    def worker(share: int, offset: int) -> list[float]:
-        timings = []
-        with httpx.Client(timeout=30) as client:
-            for i in range(share):
-                body = bodies[(offset + i) % len(bodies)]
-                started = time.perf_counter()
-                response = client.post(url, json=body)
-                timings.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
-        return timings
 
-    load_share = requests // clients
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
-        parts = list(pool.map(worker, [load_share] * clients, [i * 997 for i in range(clients)]))
-    wall = time.perf_counter() - started
-    timings = sorted(t for part in parts for t in part)
-    return {"p50_ms": 1000 * statistics.median(timings), "p99_ms": 1000 * timings[int(0.99 * (len(timings) - 1))],
-            "rps": len(timings) / wall, "requests": len(timings)}  # fmt: skip
+def cell(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
+    """`clients` processes for `seconds`: p50/p99/max latency, req/s and the 10 slowest requests."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    start = time.time() + 0.5
+    workers = [context.Process(target=client, args=(url, bodies, n * 997, start, start + seconds, queue))
+               for n in range(clients)]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    parts = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    failures = [failure for _, failure in parts if failure]
+    if failures:
+        raise RuntimeError(failures[0])
+    samples = [s for part, _ in parts for s in part]
+    latencies = sorted(latency for _, latency in samples)
+    slowest = sorted(samples, key=lambda s: -s[1])[:10]
+    return {"p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+            "max_ms": 1000 * latencies[-1], "rps": len(latencies) / seconds, "requests": len(latencies),
+            "slowest": [{"at_s": round(at, 3), "ms": round(1000 * latency, 1)} for at, latency in sorted(slowest)]}  # fmt: skip
+
+
+def floor_app(port: int) -> None:
+    """The FastAPI/uvicorn floor: one process, POST /echo answers the parsed JSON body, GET /ping."""
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+
+    async def ping(_: Any) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def echo(request: Any) -> JSONResponse:
+        return JSONResponse(await request.json())
+
+    app.add_route("/ping", ping, methods=["GET"])
+    app.add_route("/echo", echo, methods=["POST"])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def plans(served: dict[str, str], home: Path) -> dict[str, tuple[list[str], str, dict[str, str], list]]:
+    """server -> (command, readiness URL, environment, [(endpoint name, URL, bodies)])."""
+    customers = json.loads(served["customers"])
+    applicants = json.loads(served["applicants"])
+    ports = {name: free_port() for name in ("fairway", "feast", "mlflow", "floor")}
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    feast_env = {"FAIRWAY_USECASE": "credit_risk", "PYTHONPATH": str(PROJECT / "include")}
+    return {
+        "fairway": (
+            [str(BIN / "bentoml"), "serve", served["bento"], "--host", "127.0.0.1", "--port", str(ports["fairway"])],
+            f"{url['fairway']}/readyz", {},
+            [("Fairway POST /predict", f"{url['fairway']}/predict", [{"customer_id": c} for c in customers]),
+             ("Fairway POST /predict_features", f"{url['fairway']}/predict_features",
+              [{"applicant": a} for a in applicants])],
+        ),
+        "feast": (
+            [str(BIN / "feast"), "-c", str(PROJECT / "feature_repo"), "-f", str(PROJECT / "feature_repo" /
+             "feature_store.yaml"), "serve", "-h", "127.0.0.1", "-p", str(ports["feast"]), "--no-access-log",
+             "--max-requests", "0"],
+            f"{url['feast']}/health", feast_env,
+            [("floor: feast serve POST /get-online-features", f"{url['feast']}/get-online-features",
+              [{"feature_service": served["feature_service"], "entities": {served["join_key"]: [c]}}
+               for c in customers])],
+        ),
+        "mlflow": (
+            [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{served['model']}/{served['version']}",
+             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(ports["mlflow"]), "--workers", "1"],
+            f"{url['mlflow']}/ping", {},
+            [("floor: mlflow models serve POST /invocations", f"{url['mlflow']}/invocations",
+              [{"dataframe_records": [a]} for a in applicants])],
+        ),
+        "floor": (
+            [sys.executable, __file__, "--floor-app", str(ports["floor"])], f"{url['floor']}/ping", {},
+            [("floor: FastAPI/uvicorn echo", f"{url['floor']}/echo", [{"customer_id": c} for c in customers])],
+        ),
+    }  # fmt: skip
+
+
+def summarise(results: dict[str, list[dict]]) -> None:
+    print("\n| endpoint | clients | p50 ms | p99 ms | max ms | req/s | p99/p50 |  (min / median / max over rounds)")
+    print("|---|---|---|---|---|---|---|")
+    for key, cells in results.items():
+        name, clients = key.rsplit(" | ", 1)
+        spread = {m: sorted(c[m] for c in cells) for m in ("p50_ms", "p99_ms", "max_ms", "rps")}
+        ratio = sorted(c["p99_ms"] / c["p50_ms"] for c in cells)
+        cols = [" / ".join(f"{v:.1f}" if m != "rps" else f"{v:.0f}" for v in (s[0], statistics.median(s), s[-1]))
+                for m, s in spread.items()]  # fmt: skip
+        cols.append(" / ".join(f"{v:.1f}" for v in (ratio[0], statistics.median(ratio), ratio[-1])))
+        print(f"| {name} | {clients} | " + " | ".join(cols) + " |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=800, help="per endpoint and concurrency level")
+    parser.add_argument("--seconds", type=float, default=30, help="length of each cell (endpoint x clients)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds over all cells")
+    parser.add_argument("--clients", default="1,8", help="concurrency levels, comma-separated")
+    parser.add_argument("--only", default="", help="comma-separated servers: fairway,feast,mlflow,floor")
+    parser.add_argument("--home", default="", help="FAIRWAY_HOME to prepare in (default $FAIRWAY_HOME/bench/serving)")
+    parser.add_argument("--floor-app", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    home = Path(os.environ.get("FAIRWAY_HOME", ".fairway")).resolve() / "bench" / "serving"
+    if args.floor_app:
+        floor_app(args.floor_app)
+        return 0
+    base = Path(args.home or os.environ.get("FAIRWAY_HOME", ".fairway")).resolve()
+    home = base if args.home else base / "bench" / "serving"
     os.environ["FAIRWAY_HOME"] = str(home)
     os.environ["BENTOML_HOME"] = str(home / "bentoml")
     os.environ["BENTOML_DO_NOT_TRACK"] = "true"
@@ -132,46 +252,31 @@ def main() -> int:
     from fairway import registry
 
     os.environ["MLFLOW_TRACKING_URI"] = registry.tracking_uri()
-    customers = [{"customer_id": c} for c in json.loads(served["customers"])]
-    applicants = json.loads(served["applicants"])
-    bento_port, mlflow_port = free_port(), free_port()
-    results: dict[str, dict] = {}
-    plans = {
-        "fairway": (
-            [str(BIN / "bentoml"), "serve", served["bento"], "--host", "127.0.0.1", "--port", str(bento_port)],
-            f"http://127.0.0.1:{bento_port}/readyz",
-            [("Fairway POST /predict (Feast lookup)", f"http://127.0.0.1:{bento_port}/predict", customers),
-             ("Fairway POST /predict_features", f"http://127.0.0.1:{bento_port}/predict_features",
-              [{"applicant": a} for a in applicants])],
-        ),
-        "mlflow": (
-            [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{served['model']}/{served['version']}",
-             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
-            f"http://127.0.0.1:{mlflow_port}/ping",
-            [("mlflow models serve POST /invocations (baseline)", f"http://127.0.0.1:{mlflow_port}/invocations",
-              [{"dataframe_records": [a]} for a in applicants])],
-        ),
-    }  # fmt: skip
-    for server, (command, ready, endpoints) in plans.items():
-        with running(command, ready, home / f"{server}.log"):
+    chosen = {s for s in args.only.split(",") if s}
+    levels = [int(c) for c in args.clients.split(",")]
+    servers = {name: plan for name, plan in plans(served, home).items() if not chosen or name in chosen}
+    results: dict[str, list[dict]] = {}
+    with contextlib.ExitStack() as stack:
+        for server, (command, ready, env, _) in servers.items():
+            stack.enter_context(running(command, ready, home / f"{server}.log", env))
+        endpoints = [(name, url, [json.dumps(b).encode() for b in bodies])
+                     for _, _, _, listed in servers.values() for name, url, bodies in listed]  # fmt: skip
+        for _name, url, bodies in endpoints:
+            cell(url, bodies, 2, 3)  # warm-up
+        for round_no in range(1, args.rounds + 1):
             for name, url, bodies in endpoints:
-                load(url, bodies, 100, 2)  # warm-up
-                for clients in (1, 8):
-                    results[f"{name} | {clients}"] = measured = load(url, bodies, args.requests, clients)
-                    print(f"  {name}, {clients} client(s): p50 {measured['p50_ms']:.1f} ms, p99 "
-                          f"{measured['p99_ms']:.1f} ms, {measured['rps']:.0f} req/s", flush=True)  # fmt: skip
+                for clients in levels:
+                    measured = cell(url, bodies, clients, args.seconds)
+                    results.setdefault(f"{name} | {clients}", []).append(measured)
+                    slow = ", ".join(f"{s['ms']:.0f}@{s['at_s']:.1f}s" for s in measured["slowest"][:10])
+                    print(f"  round {round_no} {name}, {clients} client(s): p50 {measured['p50_ms']:.1f} ms, p99 "
+                          f"{measured['p99_ms']:.1f} ms, max {measured['max_ms']:.0f} ms, {measured['rps']:.0f} "
+                          f"req/s; slowest {slow}", flush=True)  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    summary = {"baseline": "mlflow models serve (same version, explicit inputs), same run", "cpus": os.cpu_count(),
-               "results": results}  # fmt: skip
+    summary = {"load": "one process per client, stdlib http.client keep-alive", "seconds": args.seconds,
+               "rounds": args.rounds, "cpus": os.cpu_count(), "results": results}  # fmt: skip
     (RESULTS / "serving.json").write_text(json.dumps(summary, indent=2))
-    baseline = {c: results[f"mlflow models serve POST /invocations (baseline) | {c}"] for c in (1, 8)}
-    print("\n| endpoint | clients | p50 ms | p99 ms | req/s | p50 vs baseline | req/s vs baseline |")
-    print("|---|---|---|---|---|---|---|")
-    for key, r in results.items():
-        name, clients = key.rsplit(" | ", 1)
-        b = baseline[int(clients)]
-        print(f"| {name} | {clients} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rps']:.0f} | "
-              f"{r['p50_ms'] / b['p50_ms']:.2f}x | {r['rps'] / b['rps']:.2f}x |")  # fmt: skip
+    summarise(results)
     return 0
 
 

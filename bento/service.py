@@ -17,7 +17,13 @@ an input that is not nullable is a 404. A reason about a missing input reports i
 
 Only the promotion ledger's serving champion answers (fairway.serving.ChampionWatch): the packaged model files
 must hash to the ledger's record, and a stop (model_control, `fairway stop`) answers every /predict* and /readyz
-with 503 and the reason within seconds, without a restart.
+with 503 and the reason within seconds, without a restart. The ledger is read at start and then every second by
+a background thread, never on the request path (a request reads it itself only if that answer is over 5 s old).
+
+Latency (bench/bench_serving.py): the APIs are `async def` doing their short synchronous work inline on the event
+loop (one worker: a threadpool hop per request only added GIL hand-offs, about half the throughput), and the
+objects the libraries leave after loading are frozen out of the garbage collector (`gc.freeze()`), whose full
+collections otherwise stopped every request for 200-400 ms.
 
 Every decision answers with its reason codes: the (up to) three model inputs that raise the score most compared
 with the version's reference applicant (fairway.explanations).
@@ -32,10 +38,13 @@ Logs hold no request values and no customer id: a refused or failed request is l
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import logging
 import os
+import threading
+import time
 import uuid
 from contextvars import ContextVar
 from pathlib import Path
@@ -115,17 +124,55 @@ class Decision(BaseModel):
     )
 
 
-_WATCH: list[Any] = []  # this worker's fairway.serving.ChampionWatch, made on the first request
+_WATCH: list[Any] = []  # this worker's fairway.serving.ChampionWatch, made at start (or on the first request)
+# the ledger is read off the request path: a thread refreshes the answer every REFRESH_SECONDS; a request uses it
+# while it is at most STALE_SECONDS old, else (the thread stopped or stuck) checks the ledger itself
+REFRESH_SECONDS, STALE_SECONDS = 1.0, 5.0
+_REFUSAL: list[tuple[float, str | None]] = []  # [(time.monotonic() of the check, its answer)]
+
+
+def _watch() -> Any:
+    if not _WATCH:
+        from fairway.serving import ChampionWatch
+
+        # every=0: each call reads the ledger (the refresher paces the calls)
+        folder = Path(_STORED.path_of("mlflow_model"))
+        _WATCH.append(ChampionWatch(META["usecase"], META["mlflow_version"], folder, every=0.0))
+    return _WATCH[0]
+
+
+def _refresh_refusal() -> str | None:
+    checked = time.monotonic()
+    answer = _watch().refusal()
+    _REFUSAL[:] = [(checked, answer)]
+    return answer
+
+
+def _refresher(every: float) -> None:
+    while True:
+        try:
+            _refresh_refusal()
+        except Exception:  # ChampionWatch already turns a failed read into a refusal; keep the thread alive
+            logging.getLogger(__name__).exception("refreshing the serving refusal failed")
+        time.sleep(every)
+
+
+def start_refresher(every: float = REFRESH_SECONDS) -> None:
+    """Check the ledger now (hashing the packaged model files) and then every `every` seconds in a daemon
+    thread, so that no request waits for the ledger."""
+    _refresh_refusal()
+    threading.Thread(target=_refresher, args=(every,), name="fairway-refusal", daemon=True).start()
 
 
 def refusal() -> str | None:
     """Why this worker must not decide now: the version is stopped, no longer the promotion ledger's champion,
-    or its files are not the approved ones (checked at the first request, then every few seconds)."""
-    if not _WATCH:
-        from fairway.serving import ChampionWatch
-
-        _WATCH.append(ChampionWatch(META["usecase"], META["mlflow_version"], Path(_STORED.path_of("mlflow_model"))))
-    return _WATCH[0].refusal()
+    or its files are not the approved ones (checked at start, then every REFRESH_SECONDS off the request path;
+    a request checks the ledger itself when the last check is older than STALE_SECONDS)."""
+    if _REFUSAL:
+        checked, answer = _REFUSAL[0]
+        if time.monotonic() - checked <= STALE_SECONDS:
+            return answer
+    return _refresh_refusal()
 
 
 def model_info() -> dict[str, Any]:
@@ -249,6 +296,11 @@ class FairwayModel:
             name="fairway_decisions", documentation="Decisions answered, by endpoint and outcome",
             labelnames=["endpoint", "decision"],
         )  # fmt: skip
+        start_refresher()
+        # the loaded libraries (MLflow, Feast, scikit-learn, SciPy) leave ~10^6 long-lived objects: a full
+        # collection walking them stalled every request for 200-400 ms; frozen, collections see only new objects
+        gc.collect()
+        gc.freeze()
 
     def _answer(self, endpoint: str, ctx: bentoml.Context, call: Any) -> Decision:
         from fairway.serving import DecisionNotRecorded, UnknownCustomer
@@ -269,14 +321,14 @@ class FairwayModel:
         return Decision(**{**answer, "features_event_time": event_time.isoformat() if event_time else None})
 
     @bentoml.api
-    def predict(
+    async def predict(
         self, ctx: bentoml.Context, customer_id: str = Field(..., min_length=1, max_length=64, pattern=r"^[\w.-]+$")
     ) -> Decision:
         """Score an existing customer with the model inputs held in the Feast online store (404 if unknown)."""
         return self._answer("predict", ctx, lambda rid: self.scorer.predict_customer(customer_id, rid))
 
     @bentoml.api
-    def predict_features(self, ctx: bentoml.Context, applicant: Applicant) -> Decision:  # type: ignore[valid-type]
+    async def predict_features(self, ctx: bentoml.Context, applicant: Applicant) -> Decision:  # type: ignore[valid-type]
         """Score explicit model inputs (a new applicant, or a what-if); protected attributes are refused."""
         values = applicant.model_dump()  # type: ignore[attr-defined]
         return self._answer("predict_features", ctx, lambda rid: self.scorer.predict_features(values, rid))
