@@ -180,16 +180,20 @@ class ReasonCodes:
         base = self.score_rows(inputs) if scores is None else np.asarray(scores, dtype=float)
         effects = np.empty((len(inputs), len(self.columns)))
         for j, column in enumerate(self.columns):
-            swapped = inputs.copy()
-            at_reference = pd.Series([self.reference[column]] * len(inputs), index=inputs.index)
-            try:
-                swapped[column] = at_reference.astype(inputs[column].dtype)
-            except (TypeError, ValueError):  # e.g. a fractional reference of an Int64 column
-                swapped[column] = at_reference
-            effects[:, j] = base - self.score_rows(swapped)
+            effects[:, j] = base - self.score_rows(self._swapped(inputs, column))
         by_name = np.argsort(np.argsort(self.columns))
         order = np.lexsort((np.broadcast_to(by_name, effects.shape), -effects), axis=-1)[:, : self.top]
         return order, np.take_along_axis(effects, order, axis=1)
+
+    def _swapped(self, inputs: pd.DataFrame, column: str) -> pd.DataFrame:
+        """`inputs` with `column` set to its reference value (in the column's dtype when it takes it)."""
+        swapped = inputs.copy()
+        at_reference = pd.Series([self.reference[column]] * len(inputs), index=inputs.index)
+        try:
+            swapped[column] = at_reference.astype(inputs[column].dtype)
+        except (TypeError, ValueError):  # e.g. a fractional reference of an Int64 column
+            swapped[column] = at_reference
+        return swapped
 
     def frame_reasons(self, inputs: pd.DataFrame, scores: np.ndarray | None = None) -> list[list[Reason]]:
         """Reasons of every row (as `reasons` gives them one by one)."""

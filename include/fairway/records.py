@@ -60,10 +60,10 @@ def input_fingerprint(values: list[Any]) -> str:
 def input_fingerprints(inputs: pd.DataFrame) -> pd.Series:
     """SHA-256 (first 32 hex digits) of each row's model inputs, in column order: ties a decision to its inputs."""
     text = inputs.astype(str)
-    joined = text.iloc[:, 0]
-    for column in text.columns[1:]:
-        joined = joined + "\x1f" + text[column]
-    return pd.Series([_fingerprint(row) for row in joined.to_numpy()], index=inputs.index, dtype=object)
+    columns = [text[column].tolist() for column in text.columns]  # joined per row in one pass, no column sums
+    sha256 = hashlib.sha256
+    prints = [sha256("\x1f".join(row).encode()).hexdigest()[:32] for row in zip(*columns, strict=True)]
+    return pd.Series(prints, index=inputs.index, dtype=object)
 
 
 def prediction_partition(uc: UseCase, month: str) -> Path:
