@@ -20,8 +20,10 @@ must hash to the ledger's record, and a stop (model_control, `fairway stop`) ans
 with 503 and the reason within seconds, without a restart. The ledger is read at start and then every second by
 a background thread, never on the request path (a request reads it itself only if that answer is over 5 s old).
 
-Latency (bench/bench_serving.py): the APIs are `async def` doing their short synchronous work inline on the event
-loop (one worker: a threadpool hop per request only added GIL hand-offs, about half the throughput), and the
+Latency (bench/bench_serving.py): the APIs are `async def`. With local stores (SQLite decision log and online
+store) they do their short synchronous work inline on the event loop (one worker: a threadpool hop per request
+only added GIL hand-offs, about half the throughput); with a network database or Redis the work runs in a worker
+thread, so that one slow write does not hold every request. The
 objects the libraries leave after loading are frozen out of the garbage collector (`gc.freeze()`), whose full
 collections otherwise stopped every request for 200-400 ms.
 
@@ -38,6 +40,7 @@ Logs hold no request values and no customer id: a refused or failed request is l
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import json
@@ -291,6 +294,13 @@ class FairwayModel:
 
         classifier = mlflow.sklearn.load_model(self.bento_model.path_of("mlflow_model"))
         self.scorer = OnlineScorer(META["usecase"], classifier, META)
+        # a decision's work runs inline on the event loop when the decision log and the online store are local
+        # files (tens of microseconds: a thread hop would cost more); with a network database or Redis it runs in
+        # a worker thread, so that one slow write or lookup does not hold every other request and /livez
+        online_store = str(getattr(self.scorer.store.config.online_store, "type", ""))
+        self.inline = self.scorer.log.url.startswith("sqlite") and online_store.endswith(
+            ("sqlite", "SqliteOnlineStore")
+        )
         # created here, once per worker (importing the module, as `bentoml build` does, must not register it)
         self.decisions = bentoml.metrics.Counter(
             name="fairway_decisions", documentation="Decisions answered, by endpoint and outcome",
@@ -302,12 +312,12 @@ class FairwayModel:
         gc.collect()
         gc.freeze()
 
-    def _answer(self, endpoint: str, ctx: bentoml.Context, call: Any) -> Decision:
+    async def _answer(self, endpoint: str, ctx: bentoml.Context, call: Any) -> Decision:
         from fairway.serving import DecisionNotRecorded, UnknownCustomer
 
         request_id = REQUEST_ID.get() or ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         try:
-            answer = call(request_id[:64])
+            answer = call(request_id[:64]) if self.inline else await asyncio.to_thread(call, request_id[:64])
         except UnknownCustomer as error:
             raise bentoml.exceptions.NotFound(str(error)) from None
         except DecisionNotRecorded as error:
@@ -325,13 +335,13 @@ class FairwayModel:
         self, ctx: bentoml.Context, customer_id: str = Field(..., min_length=1, max_length=64, pattern=r"^[\w.-]+$")
     ) -> Decision:
         """Score an existing customer with the model inputs held in the Feast online store (404 if unknown)."""
-        return self._answer("predict", ctx, lambda rid: self.scorer.predict_customer(customer_id, rid))
+        return await self._answer("predict", ctx, lambda rid: self.scorer.predict_customer(customer_id, rid))
 
     @bentoml.api
     async def predict_features(self, ctx: bentoml.Context, applicant: Applicant) -> Decision:  # type: ignore[valid-type]
         """Score explicit model inputs (a new applicant, or a what-if); protected attributes are refused."""
         values = applicant.model_dump()  # type: ignore[attr-defined]
-        return self._answer("predict_features", ctx, lambda rid: self.scorer.predict_features(values, rid))
+        return await self._answer("predict_features", ctx, lambda rid: self.scorer.predict_features(values, rid))
 
 
 FairwayModel.add_asgi_middleware(RequestGuard)

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include"))
 from local_stack import terminate_tree, wait_healthy  # noqa: E402
 
@@ -51,9 +53,12 @@ def served(bento: str, timeout: float = 90) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def served_champion(tmp_path_factory: object, name: str) -> Iterator[dict[str, object]]:
+def served_champion(
+    tmp_path_factory: object, name: str, env: dict[str, str] | None = None
+) -> Iterator[dict[str, object]]:
     """1,500 customers over 5 months in an isolated home, the last two materialized online, a champion trained on
-    the three months before the last, packaged and served: its URL, use case, home, version, months and bento."""
+    the three months before the last, packaged and served (with `env` set for the service; `{home}` in a value is the home): its URL, use case,
+    home, version, months and bento."""
     from fairway.config import load_usecase
     from fairway.packaging import package
     from tests.champion import feature_store, isolated_home, make_champion
@@ -63,5 +68,8 @@ def served_champion(tmp_path_factory: object, name: str) -> Iterator[dict[str, o
         months = feature_store(uc, customers=1500, months=5, seed=11, online_months=2)
         version = make_champion(uc, months[-2], 3)
         bento = package(uc, version)["bento"]
-        with served(bento) as url:
-            yield {"url": url, "uc": uc, "home": home, "version": version, "months": months, "bento": bento}
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in (env or {}).items():
+                mp.setenv(key, value.format(home=home))
+            with served(bento) as url:
+                yield {"url": url, "uc": uc, "home": home, "version": version, "months": months, "bento": bento}
