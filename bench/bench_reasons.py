@@ -2,7 +2,7 @@
 
 Same run, same models: 5,000 generated customers (January snapshots with their outcomes) fit the baseline
 (logistic, scored online through its compiled linear form) and the ExponentiatedGradient candidate (a mixture
-with no compiled form, scored through predict_proba). For each model:
+without one, scored online through its one-row compiled form, `fairway.serving.row_scorer`). For each model:
 
 - **online**, one decision at a time over 1,000 rows, as `fairway.serving.OnlineScorer.decide` does it:
   the baseline is `score` alone, the measured path is `score` + `ReasonCodes.reasons` (one extra score per
@@ -52,7 +52,7 @@ def main() -> int:
     from fairway import explanations
     from fairway.config import load_usecase
     from fairway.data import generate, read_month
-    from fairway.serving import linear_scorer
+    from fairway.serving import linear_scorer, row_scorer
     from fairway.training import fit_candidate, predict_scores
 
     uc = load_usecase("credit_risk")
@@ -68,12 +68,18 @@ def main() -> int:
     results = []
     for name in ("baseline", "exponentiated_gradient"):
         model, _ = fit_candidate(uc, name, frame)
-        fast = linear_scorer(model, uc.model_inputs)
+        # as OnlineScorer does: the linear form, else the one-row compiled form, else predict_proba
+        linear = linear_scorer(model, uc.model_inputs)
+        numeric = [c for c in uc.model_inputs if uc.feature(c).dtype in ("float", "int")]
+        nullable = [c for c in uc.model_inputs if uc.feature(c).nullable]
+        fast = linear or row_scorer(model, uc.model_inputs, numeric, nullable, reference)
+        path = "compiled linear form" if linear else "one-row compiled form" if fast else "predict_proba"
 
         def score_rows(rows, model=model):  # noqa: ANN001, ANN202
             return predict_scores(model, rows)
 
-        codes = explanations.ReasonCodes(uc.model_inputs, reference, score_rows, fast)
+        codes = explanations.ReasonCodes(uc.model_inputs, reference, score_rows, fast,
+                                         score_one_missing=linear is None and fast is not None)  # fmt: skip
 
         def score_one(values, fast=fast, score_rows=score_rows):  # noqa: ANN001, ANN202
             if fast is not None:
@@ -90,7 +96,7 @@ def main() -> int:
 
         batch_explained = _best(batch_with_reasons, repeats=2)
         results.append({
-            "model": name, "online_path": "compiled linear form" if fast else "predict_proba",
+            "model": name, "online_path": path,
             "online_us_without": plain / len(one_by_one) * 1e6, "online_us_with": explained / len(one_by_one) * 1e6,
             "online_ratio": explained / plain, "batch_rows": len(batch), "batch_s_without": batch_plain,
             "batch_s_with": batch_explained, "batch_ratio": batch_explained / batch_plain,
