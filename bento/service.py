@@ -24,8 +24,8 @@ Latency (bench/bench_serving.py): the APIs are `async def`. With local stores (S
 store) they do their short synchronous work inline on the event loop (one worker: a threadpool hop per request
 only added GIL hand-offs, about half the throughput); with a network database or Redis the work runs in a worker
 thread, so that one slow write does not hold every request. The
-objects the libraries leave after loading are frozen out of the garbage collector (`gc.freeze()`), whose full
-collections otherwise stopped every request for 200-400 ms.
+objects the libraries leave after loading, and again those the first FREEZE_AFTER requests leave, are frozen out
+of the garbage collector (`gc.freeze()`), whose full collections otherwise stopped every request for 100-400 ms.
 
 Every decision answers with its reason codes: the (up to) three model inputs that raise the score most compared
 with the version's reference applicant (fairway.explanations).
@@ -131,6 +131,9 @@ _WATCH: list[Any] = []  # this worker's fairway.serving.ChampionWatch, made at s
 # the ledger is read off the request path: a thread refreshes the answer every REFRESH_SECONDS; a request uses it
 # while it is at most STALE_SECONDS old, else (the thread stopped or stuck) checks the ledger itself
 REFRESH_SECONDS, STALE_SECONDS = 1.0, 5.0
+# the garbage collector's second freeze, after this many answers: the objects the first requests leave (lazily
+# imported modules, caches) made each later full collection a pause of every request of 70-300 ms
+FREEZE_AFTER = 200
 _REFUSAL: list[tuple[float, str | None]] = []  # [(time.monotonic() of the check, its answer)]
 
 
@@ -311,6 +314,7 @@ class FairwayModel:
         # collection walking them stalled every request for 200-400 ms; frozen, collections see only new objects
         gc.collect()
         gc.freeze()
+        self.answered = 0
 
     async def _answer(self, endpoint: str, ctx: bentoml.Context, call: Any) -> Decision:
         from fairway.serving import DecisionNotRecorded, UnknownCustomer
@@ -327,6 +331,9 @@ class FairwayModel:
                 failure["reason"] = reason
             raise bentoml.exceptions.ServiceUnavailable(reason) from None
         self.decisions.labels(endpoint=endpoint, decision=answer["decision"]).inc()
+        self.answered += 1
+        if self.answered == FREEZE_AFTER:
+            gc.freeze()  # what the first requests built (lazy imports, caches, schemas) also leaves the collector
         event_time = answer["features_event_time"]
         return Decision(**{**answer, "features_event_time": event_time.isoformat() if event_time else None})
 
