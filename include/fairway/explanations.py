@@ -207,38 +207,78 @@ class ReasonCodes:
 
     def frame_reasons_json(self, inputs: pd.DataFrame, scores: np.ndarray | None = None) -> list[str]:
         """`dumps` of every row's reasons, the same strings as from `frame_reasons`, assembled column-wise: what
-        batch records store (building a dict per reason and encoding it took most of the time)."""
+        batch records store. Each distinct value of a column and each distinct rounded effect is encoded once;
+        the rows are joined from those pieces (building a dict per reason and encoding it took most of the time)."""
         order, chosen = self._frame_top(inputs, scores)
-        values = np.empty(order.shape, dtype=object)
-        for j, column in enumerate(self.columns):  # encode only the values that are among a row's top reasons
-            rows, slots = np.nonzero(order == j)
-            values[rows, slots] = _json_values(inputs[column].iloc[rows], self.reference[column])
-        names = np.array([json.dumps(c) for c in self.columns], dtype=object)[order]
-        references = np.array([json.dumps(self.reference[c]) for c in self.columns], dtype=object)[order]
-        effects = np.array([repr(round(e, 6)) for e in chosen.ravel().tolist()], dtype=object).reshape(chosen.shape)
-        out = np.full(len(inputs), "[", dtype=object)
-        for k in range(order.shape[1]):  # effects are sorted: a row's kept reasons are a prefix
-            piece = ('{"feature":' + names[:, k] + ',"value":' + values[:, k] + ',"reference":' + references[:, k]
-                     + ',"effect":' + effects[:, k] + "}")  # fmt: skip
-            out = np.where(chosen[:, k] > MIN_EFFECT, out + ("," if k else "") + piece, out)
-        return [str(text) for text in (out + "]")]
+        kept = chosen > MIN_EFFECT  # effects are sorted: a row's kept reasons are a prefix of its slots
+        # '[{"feature":..,"value":..,"reference":..,"effect":' in a row's first slot, '},{"feature":..' after it
+        pieces = np.empty(order.shape, dtype=object)
+        for j, column in enumerate(self.columns):  # encode only the values that are among a row's kept reasons
+            rows, slots = np.nonzero((order == j) & kept)
+            texts, which = _json_values(inputs[column].iloc[rows], self.reference[column])
+            opening = '{"feature":' + json.dumps(column) + ',"value":'
+            closing = ',"reference":' + json.dumps(self.reference[column]) + ',"effect":'
+            reasons = [opening + text + closing for text in texts]
+            first, later = (np.array([lead + r for r in reasons], dtype=object)[which] for lead in ("[", "},"))
+            pieces[rows, slots] = np.where(slots == 0, first, later)
+        return _json_rows(pieces, _json_effects(chosen, kept), kept.sum(axis=1))
 
 
-def _json_values(series: pd.Series, reference: Any) -> np.ndarray:
-    """The JSON text of every value of a column as `_value` reports it (numbers: their shortest repr, as
-    `json.dumps` writes them; a missing value: null)."""
+def _json_values(series: pd.Series, reference: Any) -> tuple[list[str], np.ndarray]:
+    """The JSON text of each distinct value of a column as `_value` reports it (as `json.dumps` writes it; a
+    missing value: null) and, for every row, the index of its text. Floats are told apart by their bits, so that
+    -0.0 is not 0.0."""
     missing = series.isna().to_numpy()
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+    values = series[~missing].to_numpy()
+    if values.dtype.kind == "f":
+        bits, distinct_bits = pd.factorize(np.ascontiguousarray(values, dtype=np.float64).view(np.int64))
+        codes, distinct = bits, distinct_bits.view(np.float64)
+    else:
+        codes, distinct = pd.factorize(values)
+    texts = _json_distinct(distinct, reference) + ["null"]
+    which = np.full(len(series), len(texts) - 1)
+    which[~missing] = codes
+    return texts, which
+
+
+def _json_distinct(distinct: np.ndarray, reference: Any) -> list[str]:
+    """`json.dumps(_value(v, reference))` of each value: finite floats and ints directly by their repr (what
+    `json.dumps` writes for them), an integral float as an int when the reference is an int."""
+    if distinct.dtype.kind in "iu":
+        return [repr(value) for value in distinct.tolist()]
+    if distinct.dtype.kind == "f" and np.isfinite(distinct).all():
         if _is_int(reference):
-            text = [repr(_value(v, reference)) for v in series.tolist()]
-        else:
-            text = [repr(v) for v in series.tolist()]
-        return np.where(missing, "null", np.array(text, dtype=object))
-    present = series[~missing]
-    cache = {value: json.dumps(_value(value, reference)) for value in present.unique()}
-    out = np.full(len(series), "null", dtype=object)
-    out[~missing] = present.map(cache).to_numpy(dtype=object)
+            return [repr(int(value)) if value.is_integer() else repr(value) for value in distinct.tolist()]
+        return [repr(value) for value in distinct.tolist()]
+    return [json.dumps(_value(value, reference)) for value in distinct.tolist()]
+
+
+def _json_effects(effects: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The JSON text of every kept effect as `_reason` rounds it (`repr(round(effect, 6))`), each distinct rounded
+    value formatted once. `round(x, 6)` is the double nearest to n / 10**6 for the integer n nearest to x * 10**6,
+    and `n / 1e6` (correctly rounded) is that double: n is taken from the float product where that product cannot
+    be on the wrong side of a half (|x| < 1000: its error is below 1.2e-7), else from `round` itself."""
+    out = np.empty(effects.shape, dtype=object)
+    values = effects[kept]
+    scaled = values * 1e6
+    safe = (np.abs(values) < 1e3) & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6)
+    micros, which = np.unique(np.rint(scaled[safe]), return_inverse=True)
+    texts = np.empty(len(values), dtype=object)
+    texts[safe] = np.array([repr(micro / 1e6) for micro in micros.tolist()], dtype=object)[which]
+    texts[~safe] = [repr(round(value, 6)) for value in values[~safe].tolist()]
+    out[kept] = texts
     return out
+
+
+def _json_rows(pieces: np.ndarray, effects: np.ndarray, counts: np.ndarray) -> list[str]:
+    """Every row's JSON list from its first `counts[i]` pieces and effects (one join per row)."""
+    out = np.full(len(counts), "[]", dtype=object)
+    for count in range(1, pieces.shape[1] + 1):
+        rows = np.nonzero(counts == count)[0]
+        parts = [part[rows, k].tolist() for k in range(count) for part in (pieces, effects)]
+        ends = ["}]"] * len(rows)
+        out[rows] = np.array(["".join(row) for row in zip(*parts, ends, strict=True)], dtype=object)
+    return [str(text) for text in out.tolist()]
 
 
 def dumps(reasons: list[Reason]) -> str:

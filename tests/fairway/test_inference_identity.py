@@ -151,3 +151,20 @@ def test_reason_json_of_a_fitted_pipeline_equals_one_scoring_pass_per_input() ->
     expected = before(codes)
     assert codes.frame_reasons_json(inputs) == expected
     assert sum(text != "[]" for text in expected) > n // 2
+
+
+def test_effects_are_written_as_the_repr_of_round_to_six_places() -> None:
+    """The records' effects are formatted once per distinct rounded value, not by round() per reason: the same
+    text, also on a half of the sixth place, a rounding error either side of it, tiny and large effects."""
+    from fairway.explanations import _json_effects
+
+    rng = np.random.default_rng(3)
+    halves = (np.arange(1, 3001) + 0.5) / 1e6
+    effects = np.concatenate([
+        rng.random(20000), rng.random(3000) * 1e-4, halves, np.nextafter(halves, 0), np.nextafter(halves, 1),
+        [1.0, 0.9999995, 1e-6, 1.5e-6, 2.5e-6, 999.9999995, 1234.5678915, 1e17, -0.5, np.nan],
+    ])  # fmt: skip
+    kept = effects > 1e-6
+    texts = _json_effects(effects.reshape(-1, 2), kept.reshape(-1, 2)).ravel()
+    assert texts[kept].tolist() == [repr(round(e, 6)) for e in effects[kept].tolist()]
+    assert all(text is None for text in texts[~kept]) and kept.sum() > 30000

@@ -324,6 +324,26 @@ def test_a_customer_with_null_online_values_is_scored_as_in_batch(world, scorer)
         json.dumps(answer["reasons"], allow_nan=False)  # null, never NaN
 
 
+def test_the_direct_online_read_gives_what_get_online_features_gives(world, scorer) -> None:
+    """The service reads the online store directly (views resolved once); for every March customer (nulls
+    included), customers of earlier months only and an unknown id it must equal Feast's own answer."""
+    from fairway.features.store import get_store
+
+    uc = world["uc"]
+    assert scorer.reads is not None  # the direct path is the one in use
+    store = get_store(uc)
+    service = store.get_feature_service("credit_model_v1")
+    ids = list(_raw(world, "2024-03")["customer_id"])
+    ids += [c for c in _raw(world, "2024-01")["customer_id"] if c not in set(ids)][:20] + ["X0000001"]
+    keys = ["customer_id"] + [k for c in uc.model_inputs for k in (c, f"{c}__ts")]
+    for customer in ids:
+        expected = store.get_online_features(features=service, entity_rows=[{"customer_id": customer}])
+        expected_dict = expected.to_dict(include_event_timestamps=True)
+        got = scorer._online_response(customer)
+        assert {k: got[k] for k in keys} == {k: expected_dict[k] for k in keys}, customer
+        assert [type(got[k][0]) for k in keys] == [type(expected_dict[k][0]) for k in keys], customer  # 1 vs 1.0
+
+
 def test_a_null_in_a_non_nullable_online_input_is_refused(world, scorer) -> None:
     from fairway.packaging import input_schema
     from fairway.serving import OnlineScorer, UnknownCustomer
