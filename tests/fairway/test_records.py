@@ -1,11 +1,15 @@
-"""fairway.records: the pseudonym and the input fingerprint are the documented hashes, whatever the speed-ups."""
+"""fairway.records: the pseudonym and the input fingerprint are the documented hashes, whatever the speed-ups; the
+decision log stores what SQLAlchemy's insert stores, survives workers racing to create it, and a failed write is
+DecisionNotRecorded."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
 import hmac
+from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy
@@ -43,7 +47,8 @@ def test_input_fingerprint_is_the_sha256_of_the_inputs_in_column_order() -> None
 def _decision(request_id: str) -> dict:
     return {"request_id": request_id, "usecase": "credit_risk", "endpoint": "predict", "subject": "s" * 32,
             "input_fingerprint": "f" * 32, "score": 0.25, "decision": "approve", "threshold": 0.5,
-            "model_name": "credit-risk", "model_version": "3"}  # fmt: skip
+            "model_name": "credit-risk", "model_version": "3", "recorded_at": datetime(2026, 1, 2, 3, 4, 5, 6, UTC),
+            "features_event_time": datetime(2025, 12, 1, tzinfo=UTC), "features_stale": True, "reasons": "[]"}  # fmt: skip
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -86,3 +91,36 @@ def test_decision_log_opened_by_workers_racing_to_create_it(tmp_path, monkeypatc
     broken.write_text("")
     with pytest.raises(sqlalchemy.exc.OperationalError):
         DecisionLog(f"sqlite:///{broken}/decisions.db")  # a real failure is still raised
+
+
+def test_an_append_stores_what_sqlalchemys_insert_stores(decision_log) -> None:
+    from fairway.records import DECISION_COLUMNS
+
+    decision_log.append(_decision("precompiled"))
+    with decision_log.engine.begin() as connection:  # the statement the log built per request before
+        connection.execute(decision_log.table.insert().values(**{**_decision("built"), "request_id": "built"}))
+    columns = [c for c in DECISION_COLUMNS if c != "request_id"]
+    with decision_log.engine.connect() as connection:
+        stored = {row[0]: tuple(row[1:]) for row in connection.exec_driver_sql(
+            f"SELECT request_id, {', '.join(columns)} FROM fairway_decisions")}  # fmt: skip
+    assert stored["precompiled"] == stored["built"]
+    assert decision_log.read().set_index("request_id").loc["precompiled", "features_stale"] == True  # noqa: E712
+
+
+def test_a_failed_append_raises_and_the_scorer_reports_decision_not_recorded(decision_log) -> None:
+    from fairway.explanations import ReasonCodes
+    from fairway.serving import DecisionNotRecorded, OnlineScorer
+
+    decision_log.append(_decision("first"))
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        decision_log.append(_decision("first"))
+    with decision_log.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE fairway_decisions")
+    with pytest.raises(sqlalchemy.exc.DBAPIError):
+        decision_log.append(_decision("second"))
+    scorer = OnlineScorer.__new__(OnlineScorer)  # only what decide() needs: a model that answers 0.25
+    scorer.compiled, scorer.columns, scorer.threshold, scorer.log = (lambda values: 0.25), ["a"], 0.5, decision_log
+    scorer.explain = ReasonCodes(["a"], {"a": 1.0}, lambda f: np.full(len(f), 0.25), scorer.compiled)
+    scorer.model_name, scorer.model_version, scorer.uc = "m", "1", type("U", (), {"name": "credit_risk"})()
+    with pytest.raises(DecisionNotRecorded):
+        scorer.decide("predict_features", {"a": 2.0}, None)

@@ -1,15 +1,12 @@
 """fairway.serving: the one-row compiled form of every candidate pipeline scores as the pipeline does (missing
-values and unseen categories included) without calling the pipeline, and is not used when it cannot be verified; the decision log
-writes what SQLAlchemy's insert writes, and a failed write is DecisionNotRecorded."""
+values and unseen categories included) without calling the pipeline, and is not used when it cannot be verified; the
+service reads online features directly (tests/fairway/test_nullable.py checks that read against Feast's)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy
 
 from fairway.data import generate, is_missing, missing_as_nan, read_month
 from fairway.explanations import ReasonCodes, reference_point
@@ -151,55 +148,3 @@ def test_a_pipeline_it_cannot_verify_is_left_to_predict_proba(monkeypatch) -> No
     original = model.predict_proba
     monkeypatch.setattr(model, "predict_proba", lambda frame: original(frame) * 0.999 + 0.0005)  # disagrees
     assert row_scorer(model, ["a", "n", "c"], ["a", "n"], {"a", "c"}, reference) is None
-
-
-def _decision(request_id: str) -> dict:
-    return {"request_id": request_id, "usecase": "credit_risk", "endpoint": "predict", "subject": "s" * 32,
-            "input_fingerprint": "f" * 32, "score": 0.25, "decision": "approve", "threshold": 0.5,
-            "model_name": "credit-risk", "model_version": "3", "recorded_at": datetime(2026, 1, 2, 3, 4, 5, 6, UTC),
-            "features_event_time": datetime(2025, 12, 1, tzinfo=UTC), "features_stale": True, "reasons": "[]"}  # fmt: skip
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def decision_log(request, tmp_path):
-    from fairway.records import DecisionLog
-
-    if request.param == "sqlite":
-        yield DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
-        return
-    from tests.postgres import postgres_server
-
-    with postgres_server() as url:
-        yield DecisionLog(url)
-
-
-def test_an_append_stores_what_sqlalchemys_insert_stores(decision_log) -> None:
-    from fairway.records import DECISION_COLUMNS
-
-    decision_log.append(_decision("precompiled"))
-    with decision_log.engine.begin() as connection:  # the statement the log built per request before
-        connection.execute(decision_log.table.insert().values(**{**_decision("built"), "request_id": "built"}))
-    columns = [c for c in DECISION_COLUMNS if c != "request_id"]
-    with decision_log.engine.connect() as connection:
-        stored = {row[0]: tuple(row[1:]) for row in connection.exec_driver_sql(
-            f"SELECT request_id, {', '.join(columns)} FROM fairway_decisions")}  # fmt: skip
-    assert stored["precompiled"] == stored["built"]
-    assert decision_log.read().set_index("request_id").loc["precompiled", "features_stale"] == True  # noqa: E712
-
-
-def test_a_failed_append_raises_and_the_scorer_reports_decision_not_recorded(decision_log) -> None:
-    from fairway.serving import DecisionNotRecorded, OnlineScorer
-
-    decision_log.append(_decision("first"))
-    with pytest.raises(sqlalchemy.exc.IntegrityError):
-        decision_log.append(_decision("first"))
-    with decision_log.engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE fairway_decisions")
-    with pytest.raises(sqlalchemy.exc.DBAPIError):
-        decision_log.append(_decision("second"))
-    scorer = OnlineScorer.__new__(OnlineScorer)  # only what decide() needs: a model that answers 0.25
-    scorer.compiled, scorer.columns, scorer.threshold, scorer.log = (lambda values: 0.25), ["a"], 0.5, decision_log
-    scorer.explain = ReasonCodes(["a"], {"a": 1.0}, lambda f: np.full(len(f), 0.25), scorer.compiled)
-    scorer.model_name, scorer.model_version, scorer.uc = "m", "1", type("U", (), {"name": "credit_risk"})()
-    with pytest.raises(DecisionNotRecorded):
-        scorer.decide("predict_features", {"a": 2.0}, None)
