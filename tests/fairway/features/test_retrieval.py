@@ -70,3 +70,24 @@ def test_protected_attributes_come_from_the_audit_service_only(history, usecase)
 def test_entity_rows_need_key_and_timestamp(history, usecase) -> None:
     with pytest.raises(ValueError, match=r"\['snapshot_ts'\]"):
         historical_features(get_store(usecase), usecase, pd.DataFrame({"customer_id": ["C0000001"]}), "credit_model_v1")
+
+
+def test_a_single_time_membership_finds_the_rows_the_asof_join_finds() -> None:
+    """rows_found's fast path (one time for every row, as a batch month) against the as-of join, with feature
+    rows exactly at the time, exactly at the TTL's edge, a microsecond outside either end, and keys repeated."""
+    from fairway.features.retrieval import _has_row_within
+
+    at, ttl = pd.Timestamp("2024-03-31 23:59:59.999999", tz="UTC"), timedelta(days=40)
+    edges = [at, at - ttl, at + pd.Timedelta(microseconds=1), at - ttl - pd.Timedelta(microseconds=1)]
+    rng = np.random.default_rng(7)
+    keys = [f"C{i:04d}" for i in range(300)]
+    known = pd.DataFrame({
+        "customer_id": [keys[i] for i in rng.integers(0, 300, 400)] + keys[:4],
+        "snapshot_ts": [at - pd.Timedelta(days=int(d)) for d in rng.integers(-5, 60, 400)] + edges,
+    })  # fmt: skip
+    rows = pd.DataFrame({"customer_id": keys + ["X0000001"], "snapshot_ts": at})
+    times = rows["snapshot_ts"]
+    fast = _has_row_within(rows, times, known, "customer_id", "snapshot_ts", ttl)
+    joined = _has_row_within(rows, times, known, "customer_id", "snapshot_ts", ttl, asof=True)
+    assert fast.tolist() == joined.tolist()
+    assert fast[:2].all() and 0 < fast.sum() < len(rows) and not fast[-1]
