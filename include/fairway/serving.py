@@ -23,7 +23,6 @@ pipeline imputing it as in training and batch scoring. A missing input that is n
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import time
@@ -453,7 +452,6 @@ class OnlineScorer:
         self.ttl = timedelta(days=self.uc.view(view).ttl_days)
         self.log = DecisionLog(decision_log_url(self.uc))
         self.key = pseudonym_key()  # read once, not per request
-        self.keyed = hmac.new(self.key, digestmod="sha256")  # copied per request: the key's pads computed once
         self.fast = linear_scorer(model, self.columns)
         # a model without the linear form: its one-row compiled form (fairway.serving.row_scorer), if it agrees
         self.compiled = self.fast or row_scorer(model, self.columns, self.numeric, self.nullable, metadata["reference"])
@@ -583,15 +581,11 @@ class OnlineScorer:
             raise DecisionNotRecorded(f"the decision could not be recorded ({type(error).__name__})") from error
         return answer
 
-    def pseudonym(self, customer_id: str) -> str:
-        """fairway.records.pseudonym of the id under this scorer's key."""
-        keyed = self.keyed.copy()
-        keyed.update(str(customer_id).encode())
-        return keyed.hexdigest()[:32]
-
     def predict_customer(self, customer_id: str, request_id: str | None = None) -> dict[str, Any]:
+        from fairway.records import pseudonym
+
         values, event_time = self.online_features(customer_id)
-        return self.decide("predict", values, self.pseudonym(customer_id), request_id, event_time)
+        return self.decide("predict", values, pseudonym(customer_id, self.key), request_id, event_time)
 
     def predict_features(self, values: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         return self.decide("predict_features", values, None, request_id)
