@@ -68,3 +68,18 @@ def isolated_home(tmp_path_factory: Any, name: str) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         pin_home(mp, home)
         yield home
+
+
+@contextlib.contextmanager
+def january_with_outcomes(tmp_path_factory: Any, name: str, customers: int = 1500, seed: int = 3) -> Iterator[Any]:
+    """In an isolated home: the use case and January's generated snapshots joined with their outcomes (known in
+    February), the frame candidates are fitted on."""
+    from fairway.config import load_usecase
+    from fairway.data import generate, read_month
+
+    with isolated_home(tmp_path_factory, name):
+        uc = load_usecase("credit_risk")
+        generate(uc, customers=customers, n_months=2, seed=seed)
+        snapshot, _ = read_month(uc, "2024-01")
+        _, labels = read_month(uc, "2024-02")
+        yield uc, snapshot.merge(labels[["customer_id", "default_12m"]], on="customer_id")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairway.data import generate, is_missing, missing_as_nan, read_month
+from fairway.data import is_missing, missing_as_nan
 from fairway.explanations import ReasonCodes, reference_point
 from fairway.serving import RowScorer, row_scorer
 from fairway.training import CANDIDATES, fit_candidate, predict_scores
@@ -16,15 +16,9 @@ from fairway.training import CANDIDATES, fit_candidate, predict_scores
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from fairway.config import load_usecase
-    from tests.champion import isolated_home
+    from tests.champion import january_with_outcomes
 
-    with isolated_home(tmp_path_factory, "serving-rows"):
-        uc = load_usecase("credit_risk")
-        generate(uc, customers=1500, n_months=2, seed=3)
-        snapshot, _ = read_month(uc, "2024-01")
-        _, labels = read_month(uc, "2024-02")
-        frame = snapshot.merge(labels[["customer_id", "default_12m"]], on="customer_id")
+    with january_with_outcomes(tmp_path_factory, "serving-rows") as (uc, frame):
         models = {name: fit_candidate(uc, name, frame)[0] for name in CANDIDATES}
         yield {"uc": uc, "frame": frame, "models": models, "reference": reference_point(frame, uc.model_inputs)}
 
