@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from fairway.data import is_missing, missing_as_nan
+
+log = logging.getLogger(__name__)
 
 TOP_REASONS = 3
 MIN_EFFECT = 1e-6  # smaller effects are rounding noise, not reasons
@@ -145,6 +148,7 @@ class ReasonCodes:
         score_one: Callable[[dict[str, Any]], float] | None = None,
         top: int = TOP_REASONS,
         score_one_missing: bool = False,
+        model: Any = None,
     ) -> None:
         missing = [c for c in columns if c not in reference]
         if missing:
@@ -156,6 +160,9 @@ class ReasonCodes:
         self.score_one_missing = score_one_missing
         # the numeric inputs, known by their reference value: a column of None in a one-row frame is still a number
         self.numeric = [c for c in self.columns if _is_int(reference[c]) or isinstance(reference[c], float)]
+        # a fitted pipeline whose preprocessing maps each input to its own output columns: a frame's swaps are
+        # scored from one transform of it (PreparedSwaps); None, or another model, scores each swapped frame
+        self.prepared = PreparedSwaps.of(model, self.columns) if model is not None else None
 
     def reasons(self, values: dict[str, Any], score: float | None = None) -> list[Reason]:
         """The top reasons of one decision (`score`, when given, must be the score of `values`). With a missing
@@ -174,13 +181,32 @@ class ReasonCodes:
         effects = base - np.asarray(swapped, dtype=float)
         return _top(effects, self.columns, [values[c] for c in self.columns], self.reference, self.top)
 
-    def _frame_top(self, inputs: pd.DataFrame, scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """For every row, the column indices of its top effects in the order of `_top` (effect descending, then
-        the column name) and those effects: one scoring pass per input column."""
+    def frame_effects(self, inputs: pd.DataFrame, scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The scores of the rows and, per row and input, `score - score with the input at the reference`: from
+        one transform of the frame when the model's preprocessing allows (PreparedSwaps, checked against the
+        frame-by-frame scores on the first rows), else one scoring pass per input column."""
+        if self.prepared is not None and len(inputs) > PreparedSwaps.CHECK_ROWS:
+            head = inputs.iloc[: PreparedSwaps.CHECK_ROWS]
+            if self.prepared.agrees(head, self._swapped, self._effects_by_frames(head, None)):
+                return self.prepared.effects(inputs, self._swapped, scores)
+            log.warning("reason codes: the one-transform swaps disagree with the pipeline; scoring frame by frame")
+            self.prepared = None  # not this model's arithmetic: never again for this version
+        return self._effects_by_frames(inputs, scores)
+
+    def _effects_by_frames(self, inputs: pd.DataFrame, scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         base = self.score_rows(inputs) if scores is None else np.asarray(scores, dtype=float)
         effects = np.empty((len(inputs), len(self.columns)))
         for j, column in enumerate(self.columns):
             effects[:, j] = base - self.score_rows(self._swapped(inputs, column))
+        return base, effects
+
+    def _frame_top(self, inputs: pd.DataFrame, scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """For every row, the column indices of its top effects in the order of `_top` (effect descending, then
+        the column name) and those effects."""
+        _, effects = self.frame_effects(inputs, scores)
+        return self._top_of(effects)
+
+    def _top_of(self, effects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         by_name = np.argsort(np.argsort(self.columns))
         order = np.lexsort((np.broadcast_to(by_name, effects.shape), -effects), axis=-1)[:, : self.top]
         return order, np.take_along_axis(effects, order, axis=1)
@@ -209,7 +235,14 @@ class ReasonCodes:
         """`dumps` of every row's reasons, the same strings as from `frame_reasons`, assembled column-wise: what
         batch records store. Each distinct value of a column and each distinct rounded effect is encoded once;
         the rows are joined from those pieces (building a dict per reason and encoding it took most of the time)."""
-        order, chosen = self._frame_top(inputs, scores)
+        return self._reasons_json(inputs, *self._frame_top(inputs, scores))
+
+    def frame_scores_reasons_json(self, inputs: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        """The rows' scores and `frame_reasons_json` of them, from one pass (what batch scoring needs)."""
+        scores, effects = self.frame_effects(inputs)
+        return scores, self._reasons_json(inputs, *self._top_of(effects))
+
+    def _reasons_json(self, inputs: pd.DataFrame, order: np.ndarray, chosen: np.ndarray) -> list[str]:
         kept = chosen > MIN_EFFECT  # effects are sorted: a row's kept reasons are a prefix of its slots
         # '[{"feature":..,"value":..,"reference":..,"effect":' in a row's first slot, '},{"feature":..' after it
         pieces = np.empty(order.shape, dtype=object)
@@ -222,6 +255,100 @@ class ReasonCodes:
             first, later = (np.array([lead + r for r in reasons], dtype=object)[which] for lead in ("[", "},"))
             pieces[rows, slots] = np.where(slots == 0, first, later)
         return _json_rows(pieces, _json_effects(chosen, kept), kept.sum(axis=1))
+
+
+class PreparedSwaps:
+    """A fitted `Pipeline([(prep, ColumnTransformer), (final, estimator)])` whose preprocessing gives each input
+    its own output columns (a one-column transformer, a StandardScaler or a OneHotEncoder of several columns,
+    passthrough): the frame with input i at its reference is the transformed frame with i's columns set to the
+    transformed reference, so the frame is transformed once and only the final estimator runs per input. The
+    columns are swapped in place and restored (no copy of the matrix per input). The arithmetic is the
+    pipeline's own, element for element: the scores are the same doubles as from transforming each swapped frame
+    (checked on a frame's first rows before it is used)."""
+
+    CHECK_ROWS = 256
+
+    def __init__(self, prep: Any, final: Any, blocks: dict[str, np.ndarray]) -> None:
+        self.prep, self.final, self.blocks = prep, final, blocks
+
+    @classmethod
+    def of(cls, model: Any, columns: Sequence[str]) -> PreparedSwaps | None:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.pipeline import Pipeline
+
+        if not isinstance(model, Pipeline) or len(model.steps) != 2 or not hasattr(model.steps[1][1], "predict_proba"):
+            return None
+        prep, final = model.steps[0][1], model.steps[1][1]
+        if not isinstance(prep, ColumnTransformer) or getattr(prep, "sparse_output_", True):
+            return None
+        blocks: dict[str, list[int]] = {}
+        for name, transformer, cols in prep.transformers_:
+            if isinstance(transformer, str) and transformer == "drop":
+                continue
+            cut = prep.output_indices_[name]
+            widths = _output_widths(transformer, list(cols), cut.stop - cut.start)
+            if widths is None:
+                return None
+            start = cut.start
+            for col, width in zip(cols, widths, strict=True):
+                if col in blocks:
+                    return None
+                blocks[col] = list(range(start, start + width))
+                start += width
+        if set(blocks) != set(columns):
+            return None
+        return cls(prep, final, {c: np.asarray(blocks[c], dtype=np.intp) for c in columns})
+
+    def _score(self, prepared: np.ndarray) -> np.ndarray:
+        return np.clip(self.final.predict_proba(prepared)[:, 1], 0.0, 1.0)  # as training.predict_scores
+
+    def effects(
+        self, inputs: pd.DataFrame, swapped: Callable[[pd.DataFrame, str], pd.DataFrame],
+        scores: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The rows' scores (`scores` when given) and, per input, score minus the score with that input at the
+        reference; `swapped` sets a frame's column to the reference as the frame-by-frame path does."""
+        prepared = self.prep.transform(inputs)
+        base = self._score(prepared) if scores is None else np.asarray(scores, dtype=float)
+        effects = np.empty((len(inputs), len(self.blocks)))
+        for j, (column, block) in enumerate(self.blocks.items()):
+            at_reference = self.prep.transform(swapped(inputs.iloc[:1], column))[0, block]
+            kept = prepared[:, block].copy()
+            prepared[:, block] = at_reference
+            effects[:, j] = base - self._score(prepared)
+            prepared[:, block] = kept
+        return base, effects
+
+    def agrees(self, head: pd.DataFrame, swapped: Callable[[pd.DataFrame, str], pd.DataFrame],
+               expected: tuple[np.ndarray, np.ndarray]) -> bool:  # fmt: skip
+        """Whether the prepared path gives exactly `expected` (the frame-by-frame scores and effects) on `head`."""
+        base, effects = self.effects(head, swapped)
+        return bool(np.array_equal(base, expected[0]) and np.array_equal(effects, expected[1], equal_nan=True))
+
+
+def _output_widths(transformer: Any, cols: list[str], width: int) -> list[int] | None:
+    """How many output columns each of a transformer's input columns has (their blocks, in order), when each
+    output column depends on one input only; None when that is not known."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    def elementwise(step: Any) -> bool:  # each output column is its input column's, value by value
+        if isinstance(step, Pipeline):
+            return all(elementwise(inner) for _, inner in step.steps)
+        plain_imputer = isinstance(step, SimpleImputer) and not step.add_indicator
+        return (isinstance(step, str) and step == "passthrough") or isinstance(step, StandardScaler) or plain_imputer
+
+    if len(cols) == 1:
+        return [width]
+    if elementwise(transformer):
+        return [1] * len(cols) if width == len(cols) else None
+    if isinstance(transformer, OneHotEncoder) and transformer.drop is None:
+        infrequent = getattr(transformer, "infrequent_categories_", None) or [None] * len(cols)
+        widths = [len(categories) - (len(rare) - 1 if rare is not None else 0)
+                  for categories, rare in zip(transformer.categories_, infrequent, strict=True)]  # fmt: skip
+        return widths if sum(widths) == width else None
+    return None
 
 
 def _json_values(series: pd.Series, reference: Any) -> tuple[list[str], np.ndarray]:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fairway import settings
@@ -38,9 +40,18 @@ def pseudonym_key() -> bytes:
 
 
 def pseudonymise(ids: pd.Series) -> pd.Series:
-    """HMAC-SHA256 (first 32 hex digits) of each id under the pseudonymisation key."""
+    """HMAC-SHA256 (first 32 hex digits) of each id under the pseudonymisation key: `pseudonym` of every id,
+    computed in DuckDB (HMAC from its SHA-256: 1M ids in about 2 s against 5 s for one `hmac.digest` per id)."""
     key = pseudonym_key()
-    return pd.Series([pseudonym(v, key) for v in ids.astype(str).to_numpy()], index=ids.index, dtype=object)
+    texts = ids.astype(str).to_numpy(dtype=object)
+    if len(texts) < _VECTOR_ROWS or any("\x00" in text for text in texts):  # DuckDB's text stops at a NUL
+        return pd.Series([pseudonym(v, key) for v in texts], index=ids.index, dtype=object)
+    if len(key) > 64:  # RFC 2104: a key longer than SHA-256's block is hashed first
+        key = hashlib.sha256(key).digest()
+    padded = key.ljust(64, b"\0")
+    inner, outer = bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)
+    sql = "SELECT left(sha256($outer || unhex(sha256($inner || encode(text)))), 32) FROM texts"
+    return pd.Series(_duckdb_column(sql, texts, {"inner": inner, "outer": outer}), index=ids.index, dtype=object)
 
 
 def pseudonym(customer_id: object, key: bytes | None = None) -> str:
@@ -57,13 +68,119 @@ def input_fingerprint(values: list[Any]) -> str:
     return _fingerprint("\x1f".join(map(str, values)))
 
 
-def input_fingerprints(inputs: pd.DataFrame) -> pd.Series:
-    """SHA-256 (first 32 hex digits) of each row's model inputs, in column order: ties a decision to its inputs."""
-    text = inputs.astype(str)
-    columns = [text[column].tolist() for column in text.columns]  # joined per row in one pass, no column sums
-    sha256 = hashlib.sha256
-    prints = [sha256("\x1f".join(row).encode()).hexdigest()[:32] for row in zip(*columns, strict=True)]
+def input_fingerprints(inputs: pd.DataFrame, integers: Collection[str] | None = None) -> pd.Series:
+    """SHA-256 (first 32 hex digits) of each row's model inputs, in column order: ties a decision to its inputs.
+    A row's text is `str` of each value joined by \\x1f (as `input_fingerprint`). With `integers` (the int inputs)
+    the rows are taken as fairway.inference.as_given gives them, without building that frame of objects: a
+    missing value is None, an int input's value an int. The texts are made column by column (`_texts`), joined
+    by Arrow and hashed by DuckDB."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    given = integers is not None
+    if len(inputs) < _VECTOR_ROWS or inputs.shape[1] == 0:
+        rows = _as_given_rows(inputs, integers) if given else inputs.astype(object).to_numpy().tolist()
+        return pd.Series([input_fingerprint(row) for row in rows], index=inputs.index, dtype=object)
+    columns = [_texts(inputs[c], given, c in (integers or ())) for c in inputs.columns]
+    joined = pc.binary_join_element_wise(*[pa.array(c, pa.string()) for c in columns], "\x1f")
+    if pc.any(pc.match_substring(joined, "\x00")).as_py():  # DuckDB's text stops at a NUL
+        prints = [_fingerprint(text) for text in joined.to_pylist()]
+    else:
+        prints = _duckdb_column("SELECT left(sha256(text), 32) FROM texts", joined)
     return pd.Series(prints, index=inputs.index, dtype=object)
+
+
+def _as_given_rows(inputs: pd.DataFrame, integers: Collection[str] | None) -> list[list[Any]]:
+    return as_given_frame(inputs, integers or ()).to_numpy().tolist()
+
+
+def as_given_frame(inputs: pd.DataFrame, integers: Collection[str]) -> pd.DataFrame:
+    """Model inputs as a person or the online store gives them: a missing value is None, the values of an int
+    input (`integers`) are ints (retrieval gives float64 to an int column with a missing value)."""
+    out = inputs.astype(object)
+    for column in inputs.columns:
+        if column in integers and not pd.api.types.is_integer_dtype(inputs[column]):
+            out[column] = inputs[column].astype("Int64").astype(object)
+    return out.where(inputs.notna(), None)
+
+
+_VECTOR_ROWS = 1000  # below this, one Python call per row is as fast as setting up the vectorised form
+
+# the floats whose `repr` polars' text is (same shortest digits, positional notation): Python writes the others
+# (|x| < 1e-4 or >= 1e16, inf, nan) in its own exponent form
+_POSITIONAL = (1e-4, 1e16)
+
+
+def _float_texts(values: np.ndarray) -> np.ndarray:
+    """`repr` of each float64, polars' cast to text where it is the same, Python's repr elsewhere."""
+    import polars as pl
+
+    magnitude = np.abs(values)
+    positional = ((magnitude >= _POSITIONAL[0]) & (magnitude < _POSITIONAL[1])) | (values == 0)
+    texts = pl.Series(values).cast(pl.String).to_numpy().astype(object)
+    texts[~positional] = [repr(v) for v in values[~positional].tolist()]
+    return texts
+
+
+def _int_texts(values: np.ndarray) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.cast(pa.array(values), pa.string()).to_numpy(zero_copy_only=False).astype(object)
+
+
+def _texts(series: pd.Series, given: bool = False, integer: bool = False) -> np.ndarray:
+    """`str` of every value of a column (`given`: of the value as_given makes of it, None where missing, an int
+    for an `integer` input): float64 through `_float_texts`, ints by Arrow's decimal text, strings as they are,
+    other values by `str`."""
+    missing = series.isna().to_numpy() if given else np.zeros(len(series), dtype=bool)
+    out = np.empty(len(series), dtype=object)
+    out[missing] = "None"
+    present = series[~missing] if missing.any() else series
+    dtype = present.dtype
+    if (given and integer and dtype.kind in "fiu") or (isinstance(dtype, pd.Int64Dtype) and not present.isna().any()):
+        numbers = present.to_numpy(dtype=np.float64 if dtype.kind == "f" else None)
+        if numbers.dtype.kind == "f":
+            if not np.all(np.isfinite(numbers) & (numbers == np.round(numbers)) & (np.abs(numbers) < 2**63)):
+                present.astype("Int64")  # raises as as_given's conversion does (TypeError: not ints)
+                return _str_texts(series, given)
+            numbers = numbers.astype(np.int64)
+        if numbers.dtype.kind in "iu":
+            out[~missing] = _int_texts(numbers)
+            return out
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
+        out[~missing] = _float_texts(present.to_numpy())
+    elif isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        out[~missing] = _int_texts(present.to_numpy())
+    elif isinstance(dtype, np.dtype) and dtype.kind == "b":
+        out[~missing] = np.where(present.to_numpy(), "True", "False")
+    elif isinstance(dtype, np.dtype) and dtype.kind == "O" and pd.api.types.infer_dtype(present, skipna=False) == "string":
+        out[~missing] = present.to_numpy()
+    else:
+        return _str_texts(series, given)
+    return out
+
+
+def _str_texts(series: pd.Series, given: bool) -> np.ndarray:
+    values = series.astype(object)
+    if given:
+        values = values.where(series.notna(), None)
+    return np.array(list(map(str, values.to_numpy())), dtype=object)
+
+
+def _duckdb_column(sql: str, texts: Any, parameters: dict[str, Any] | None = None) -> list[str]:
+    """The one column of `sql` over the table `texts` (one column `text`), in the rows' order."""
+    import duckdb
+    import pyarrow as pa
+
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET preserve_insertion_order = true")
+        connection.register("texts", pa.table({"text": pa.array(texts, pa.string())}))
+        result = connection.execute(sql, parameters or {}).to_arrow_table()
+    finally:
+        connection.close()
+    return result.column(0).to_pylist()
 
 
 def prediction_partition(uc: UseCase, month: str) -> Path:
@@ -72,13 +189,17 @@ def prediction_partition(uc: UseCase, month: str) -> Path:
 
 def write_predictions(uc: UseCase, month: str, records: pd.DataFrame) -> Path:
     """Replace the month's partition with `records` (sorted by subject: the same input gives the same bytes)."""
+    import pyarrow.compute as pc
+
     missing = [c for c in PREDICTION_COLUMNS if c not in records]
     if missing:
         raise ValueError(f"prediction records lack {missing}")
-    ordered = records[PREDICTION_COLUMNS].sort_values("subject").reset_index(drop=True)
-    if ordered["subject"].duplicated().any():
+    table = to_arrow(records[PREDICTION_COLUMNS].reset_index(drop=True))
+    ordered = table.take(pc.sort_indices(table, sort_keys=[("subject", "ascending")]))  # Arrow's sort: 1M in 0.3 s
+    subjects = ordered.column("subject")
+    if len(ordered) > 1 and pc.any(pc.equal(subjects.slice(1), subjects.slice(0, len(ordered) - 1))).as_py():
         raise ValueError(f"{month}: more than one prediction for a subject")
-    return write_parquet_atomic(to_arrow(ordered), prediction_partition(uc, month))
+    return write_parquet_atomic(ordered, prediction_partition(uc, month))
 
 
 # --- the online decision log ------------------------------------------------------------------------------

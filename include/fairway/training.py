@@ -146,7 +146,7 @@ def build_training_frame(
     # input's null is data, imputed by the model pipeline)
     needed = uc.model_inputs + uc.protected_features
     required = [f for f in needed if not uc.feature(f).nullable]
-    found = rows_found(uc, labels[[key, ts]], needed).to_numpy()
+    found = rows_found(uc, labels[[key, ts]], needed, pd.concat([inputs, audit], axis=1)).to_numpy()
     complete = pd.Series(found & frame[required].notna().all(axis=1).to_numpy(), index=frame.index)
     dropped = int((~complete).sum())
     if dropped:

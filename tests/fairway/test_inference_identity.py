@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from fairway.explanations import ReasonCodes
 from fairway.records import input_fingerprints, pseudonymise
@@ -42,6 +43,69 @@ def test_pseudonyms_equal_the_row_by_row_hmac(monkeypatch) -> None:
                 pd.Series(np.arange(5000))):  # fmt: skip
         result = pseudonymise(ids)
         assert result.tolist() == oracle_pseudonyms(ids) and list(result.index) == list(ids.index)
+
+
+def test_pseudonyms_of_many_ids_equal_the_row_by_row_hmac(monkeypatch) -> None:
+    """The vectorised HMAC (DuckDB) against hmac.new, with a key of every length class of RFC 2104."""
+    ids = pd.Series([f"c{i}" for i in range(3000)] + ["naïve", "日本", "", " ", "a\tb", "\x1f", "x" * 500, "0"] * 10)
+    for key in ("short", "k" * 64, "a-key-longer-than-a-sha256-block-" * 4):
+        monkeypatch.setenv("FAIRWAY_PSEUDONYM_KEY", key)
+        expected = [hmac.new(key.encode(), v.encode(), hashlib.sha256).hexdigest()[:32] for v in ids]
+        assert pseudonymise(ids).tolist() == expected
+    with_nul = pd.concat([ids, pd.Series(["a\x00b"])], ignore_index=True)  # the row-by-row path
+    assert pseudonymise(with_nul).tolist()[-1] == hmac.new(key.encode(), b"a\x00b", hashlib.sha256).hexdigest()[:32]
+
+
+def test_fingerprints_of_many_rows_equal_the_row_by_row_sha256() -> None:
+    """The column-wise texts (polars' float text where it is Python's repr, Arrow's ints) on floats of every
+    magnitude, ints past 2**53, missing values and objects of mixed types."""
+    from fairway.inference import as_given
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    with np.errstate(over="ignore"):  # some are inf
+        floats = rng.normal(size=n) * 10.0 ** rng.integers(-330, 310, n)
+    floats[:40] = [0.0, -0.0, 1e-4, np.nextafter(1e-4, 0), 1e16, np.nextafter(1e16, 0), 5e-324, np.inf, -np.inf,
+                   np.nan, 0.1 + 0.2, 100.0, 1e15, 123456789.125, 2.5, -1e-5, 1e22, 9007199254740993.0,
+                   *(rng.random(22) * 1e3)]  # fmt: skip
+    frame = pd.DataFrame({
+        "x": floats, "r": np.round(rng.normal(size=n) * 1000, 2), "i": rng.integers(-(2**62), 2**62, n),
+        "n": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 9, n)), dtype="Int64"),
+        "f": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 9, n).astype(float)),
+        "c": np.where(rng.random(n) < 0.1, None, rng.choice(["a", "naïve", "日本", "\x1f", ""], n)),
+        "b": rng.random(n) < 0.5, "m": pd.Series([1, 1.0, True, "1", None, 2**70, -0.0, np.nan] * (n // 8)),
+    })  # fmt: skip
+
+    class UC:
+        @staticmethod
+        def feature(name: str):
+            return type("F", (), {"dtype": "int" if name in ("n", "f", "i") else "float"})
+
+    given = as_given(UC, frame)  # type: ignore[arg-type]
+    for inputs in (frame, given, given.iloc[::-1], frame[["x"]]):
+        assert input_fingerprints(inputs).tolist() == oracle_fingerprints(inputs)
+        assert list(input_fingerprints(inputs).index) == list(inputs.index)
+    # what batch scoring writes: the typed frame fingerprinted as as_given gives it, without the frame of objects
+    typed = frame.drop(columns=["m"])
+    for inputs in (typed, typed.iloc[::-1], typed.iloc[:500]):
+        expected = oracle_fingerprints(as_given(UC, inputs))  # type: ignore[arg-type]
+        assert input_fingerprints(inputs, integers=["n", "f", "i"]).tolist() == expected
+    fractional = typed.assign(f=typed["f"] + 0.5)  # not ints after all: as_given's own conversion refuses them
+    with pytest.raises(TypeError):
+        input_fingerprints(fractional, integers=["n", "f", "i"])
+
+
+def test_float_texts_are_pythons_repr_across_the_positional_range() -> None:
+    from fairway.records import _float_texts
+
+    rng = np.random.default_rng(11)
+    n = 100_000
+    values = np.concatenate([
+        rng.random(n) * 10.0 ** rng.integers(-4, 16, n), -rng.random(n) * 10.0 ** rng.integers(-4, 16, n),
+        rng.integers(0, 2**53, n).astype(float), np.round(rng.normal(size=n) * 1e5, 2), rng.integers(-10**6, 10**6, n) / 8,
+        np.nextafter(1e16, 0) - rng.integers(0, 1000, 1000) * 2.0, 1e-4 * (1 + rng.random(1000) * 1e-12),
+    ])  # fmt: skip
+    assert _float_texts(values).tolist() == [repr(v) for v in values.tolist()]
 
 
 def test_fingerprints_equal_the_row_by_row_sha256() -> None:
@@ -126,7 +190,8 @@ def test_reason_json_of_a_fitted_pipeline_equals_one_scoring_pass_per_input() ->
     })  # fmt: skip
     y = (np.nan_to_num(inputs["x"]) + inputs["f"] + rng.normal(0, 2, n) > 4).astype(int)
     numbers = make_pipeline(SimpleImputer(), StandardScaler())
-    pre = ColumnTransformer([("num", numbers, ["x", "f"]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["c"])])
+    pre = ColumnTransformer([("num", numbers, ["x", "f"]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["c"])],
+                            sparse_threshold=0)  # dense, as fairway.training.preprocessor
     model = make_pipeline(pre, LogisticRegression()).fit(inputs, y)
     score = lambda rows: model.predict_proba(rows)[:, 1]  # noqa: E731
     reference = {"x": 0.5, "f": 4, "c": "a"}
@@ -151,6 +216,58 @@ def test_reason_json_of_a_fitted_pipeline_equals_one_scoring_pass_per_input() ->
     expected = before(codes)
     assert codes.frame_reasons_json(inputs) == expected
     assert sum(text != "[]" for text in expected) > n // 2
+
+    # one transform of the frame, the final estimator per input (PreparedSwaps): the same strings and scores,
+    # for the logistic model and a non-linear one over the same preprocessing
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    boosted = make_pipeline(pre, HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(inputs, y)
+    for fitted in (model, boosted):
+        score = lambda rows, fitted=fitted: fitted.predict_proba(rows)[:, 1]  # noqa: E731
+        plain = ReasonCodes(["x", "f", "c"], reference, score)
+        prepared = ReasonCodes(["x", "f", "c"], reference, score, model=fitted)
+        assert prepared.prepared is not None and plain.prepared is None
+        scores, texts = prepared.frame_scores_reasons_json(inputs)
+        assert texts == before(plain) if fitted is model else texts == plain.frame_reasons_json(inputs)
+        assert np.array_equal(scores, score(inputs)) and prepared.prepared is not None  # used, not given up
+
+
+def test_prepared_swaps_are_given_up_when_they_disagree_with_the_pipeline(monkeypatch) -> None:
+    """A model whose arithmetic the one-transform swaps do not reproduce exactly is scored frame by frame."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from fairway.explanations import PreparedSwaps
+
+    rng = np.random.default_rng(1)
+    inputs = pd.DataFrame({"x": rng.normal(0, 1, 1000), "c": rng.choice(["a", "b", "c"], 1000)})
+    y = (inputs["x"] + (inputs["c"] == "a") + rng.normal(0, 1, 1000) > 0.5).astype(int)
+    pre = ColumnTransformer([("num", StandardScaler(), ["x"]), ("cat", OneHotEncoder(sparse_output=False), ["c"])],
+                            sparse_threshold=0)  # fmt: skip
+    model = make_pipeline(pre, LogisticRegression()).fit(inputs, y)
+    score = lambda rows: model.predict_proba(rows)[:, 1]  # noqa: E731
+    codes = ReasonCodes(["x", "c"], {"x": 0.0, "c": "b"}, score, model=model)
+    expected = ReasonCodes(["x", "c"], {"x": 0.0, "c": "b"}, score).frame_reasons_json(inputs)
+    monkeypatch.setattr(PreparedSwaps, "_score", lambda self, prepared: np.nextafter(score_of(prepared), 2))
+    score_of = lambda prepared: model.steps[1][1].predict_proba(prepared)[:, 1]  # noqa: E731
+    assert codes.frame_reasons_json(inputs) == expected and codes.prepared is None
+
+
+def test_prepared_swaps_only_for_transformers_with_one_input_per_output() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from fairway.explanations import PreparedSwaps
+
+    inputs = pd.DataFrame({"x": np.arange(50.0), "z": np.arange(50.0) % 7})
+    mixed = make_pipeline(ColumnTransformer([("pca", PCA(2), ["x", "z"])]), LogisticRegression())
+    mixed.fit(inputs, np.arange(50) % 2)
+    assert PreparedSwaps.of(mixed, ["x", "z"]) is None
+    assert PreparedSwaps.of(LogisticRegression().fit(inputs, np.arange(50) % 2), ["x", "z"]) is None
 
 
 def test_effects_are_written_as_the_repr_of_round_to_six_places() -> None:

@@ -211,6 +211,12 @@ def test_historical_retrieval_returns_the_nulls_and_drops_no_row(world) -> None:
     assert (known.drop(columns=list(NULLABLE)).iloc[:, 2:].notna().all()).all()
     found = rows_found(uc, rows, uc.model_inputs)
     assert found.iloc[:-1].all() and not found.iloc[-1]  # a missing value is found; an unknown customer is not
+    # told from the retrieved values, looking up only rows without any value of a view: the same answer, also
+    # for a known customer whose every retrieved value is blanked (looked up: still found)
+    blanked = frame.copy()
+    blanked.loc[0, uc.model_inputs] = np.nan
+    assert rows_found(uc, rows, uc.model_inputs, frame).tolist() == found.tolist()
+    assert rows_found(uc, rows, uc.model_inputs, blanked).tolist() == found.tolist()
     assert frame.iloc[-1][uc.model_inputs].isna().all()
 
 

@@ -51,13 +51,17 @@ def historical_features(store: FeatureStore, uc: UseCase, entity_df: pd.DataFram
     return pd.concat([frame.drop(columns=features), missing_as_nan(frame[features])], axis=1)[frame.columns]
 
 
-def rows_found(uc: UseCase, entity_df: pd.DataFrame, features: Sequence[str]) -> pd.Series:
+def rows_found(
+    uc: UseCase, entity_df: pd.DataFrame, features: Sequence[str], retrieved: pd.DataFrame | None = None
+) -> pd.Series:
     """For each entity row (in order, index 0..n-1), whether every view holding one of `features` has a row of its
     entity at or before its timestamp and no older than the view's TTL: the row point-in-time retrieval fills.
 
     A row that is not found gets every feature of that view empty; a row that is found may still hold missing
     values, of `nullable` features. Read from the key and timestamp columns of the views' offline partitions
-    (what Feast reads), for the months the TTL reaches back to.
+    (what Feast reads), for the months the TTL reaches back to. With `retrieved` (what `historical_features`
+    gave for these rows, in order), a row holding a value of a view's features was found by that view: only the
+    rows without any are looked up (usually none, and no partition is read).
     """
     key, ts = uc.entity.join_key, uc.event_timestamp
     rows = entity_df[[key, ts]].reset_index(drop=True)
@@ -66,15 +70,24 @@ def rows_found(uc: UseCase, entity_df: pd.DataFrame, features: Sequence[str]) ->
     if rows.empty:
         return found
     for view in dict.fromkeys(uc.feature(f).view for f in features):
+        ask = np.ones(len(rows), dtype=bool)
+        if retrieved is not None:
+            held = [f for f in features if uc.feature(f).view == view and f in retrieved]
+            ask = ~retrieved[held].notna().any(axis=1).to_numpy() if held else ask
+            if not ask.any():
+                continue
+        asked, asked_times = rows[ask].reset_index(drop=True), times[ask].reset_index(drop=True)
         ttl = timedelta(days=uc.view(view).ttl_days)
-        first, last = month_str(times.min() - ttl), month_str(times.max())
+        first, last = month_str(asked_times.min() - ttl), month_str(asked_times.max())
         files = sorted(paths().offline_view(uc.name, view).glob("*.parquet"))
         if view != uc.label_view:  # a snapshot view's partition holds the rows of its month only
             files = [f for f in files if first <= f.stem <= last]
         tables = [pq.read_table(f, columns=[key, ts]).to_pandas() for f in files]
         none = pd.DataFrame({key: pd.Series(dtype=object), ts: pd.Series(dtype="datetime64[us, UTC]")})
         known = pd.concat(tables, ignore_index=True) if tables else none
-        found &= _has_row_within(rows, times, known.dropna(), key, ts, ttl)
+        within = found.to_numpy().copy()
+        within[ask] &= _has_row_within(asked, asked_times, known.dropna(), key, ts, ttl)
+        found = pd.Series(within, index=rows.index)
     return found
 
 
