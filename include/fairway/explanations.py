@@ -10,7 +10,8 @@
   reference)`; the reasons are the (up to) `TOP_REASONS` inputs with a positive effect, largest first, each with
   the person's value, the reference value and the effect in score points. Deterministic: the same inputs give
   the same reasons. It costs one score per model input: the online service scores the swaps with its compiled
-  linear form when the model has one, else with one `predict_proba` over a small frame.
+  linear form when the model has one, else with one `predict_proba` over a small frame; batch scoring
+  transforms the month's frame once and runs only the final estimator per input (PreparedSwaps).
 - **Missing values** (inputs declared `nullable`): the reference takes the median / most frequent value of the
   values present; a missing value is scored as missing (the model's pipeline imputes it) and reported as `null`
   in a reason: "this input is missing" can itself be a reason, when the model scores it above the reference.
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairway.data import is_missing, missing_as_nan
+from fairway.data import float_reprs, is_missing, missing_as_nan
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +377,7 @@ def _json_distinct(distinct: np.ndarray, reference: Any) -> list[str]:
     if distinct.dtype.kind == "f" and np.isfinite(distinct).all():
         if _is_int(reference):
             return [repr(int(value)) if value.is_integer() else repr(value) for value in distinct.tolist()]
-        return [repr(value) for value in distinct.tolist()]
+        return [str(text) for text in float_reprs(distinct).tolist()]
     return [json.dumps(_value(value, reference)) for value in distinct.tolist()]
 
 
@@ -391,7 +392,7 @@ def _json_effects(effects: np.ndarray, kept: np.ndarray) -> np.ndarray:
     safe = (np.abs(values) < 1e3) & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6)
     micros, which = np.unique(np.rint(scaled[safe]), return_inverse=True)
     texts = np.empty(len(values), dtype=object)
-    texts[safe] = np.array([repr(micro / 1e6) for micro in micros.tolist()], dtype=object)[which]
+    texts[safe] = float_reprs(micros / 1e6)[which]  # the same double as Python's micro / 1e6
     texts[~safe] = [repr(round(value, 6)) for value in values[~safe].tolist()]
     out[kept] = texts
     return out
@@ -399,12 +400,17 @@ def _json_effects(effects: np.ndarray, kept: np.ndarray) -> np.ndarray:
 
 def _json_rows(pieces: np.ndarray, effects: np.ndarray, counts: np.ndarray) -> list[str]:
     """Every row's JSON list from its first `counts[i]` pieces and effects (one join per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     out = np.full(len(counts), "[]", dtype=object)
     for count in range(1, pieces.shape[1] + 1):
         rows = np.nonzero(counts == count)[0]
-        parts = [part[rows, k].tolist() for k in range(count) for part in (pieces, effects)]
-        ends = ["}]"] * len(rows)
-        out[rows] = np.array(["".join(row) for row in zip(*parts, ends, strict=True)], dtype=object)
+        if len(rows) == 0:
+            continue
+        parts = [pa.array(part[rows, k], pa.string()) for k in range(count) for part in (pieces, effects)]
+        joined = pc.binary_join_element_wise(*parts, pa.scalar("}]"), "")  # concatenated by Arrow, row by row
+        out[rows] = joined.to_numpy(zero_copy_only=False)
     return [str(text) for text in out.tolist()]
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from fairway import settings
 from fairway.config import UseCase, paths
-from fairway.data import to_arrow, write_parquet_atomic
+from fairway.data import float_reprs, to_arrow, write_parquet_atomic
 
 PREDICTION_COLUMNS = [
     "subject", "score", "decision", "threshold", "model_name", "model_version", "feature_service",
@@ -106,22 +106,6 @@ def as_given_frame(inputs: pd.DataFrame, integers: Collection[str]) -> pd.DataFr
 
 _VECTOR_ROWS = 1000  # below this, one Python call per row is as fast as setting up the vectorised form
 
-# the floats whose `repr` polars' text is (same shortest digits, positional notation): Python writes the others
-# (|x| < 1e-4 or >= 1e16, inf, nan) in its own exponent form
-_POSITIONAL = (1e-4, 1e16)
-
-
-def _float_texts(values: np.ndarray) -> np.ndarray:
-    """`repr` of each float64, polars' cast to text where it is the same, Python's repr elsewhere."""
-    import polars as pl
-
-    magnitude = np.abs(values)
-    positional = ((magnitude >= _POSITIONAL[0]) & (magnitude < _POSITIONAL[1])) | (values == 0)
-    texts = pl.Series(values).cast(pl.String).to_numpy().astype(object)
-    texts[~positional] = [repr(v) for v in values[~positional].tolist()]
-    return texts
-
-
 def _int_texts(values: np.ndarray) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -149,7 +133,7 @@ def _texts(series: pd.Series, given: bool = False, integer: bool = False) -> np.
             out[~missing] = _int_texts(numbers)
             return out
     if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
-        out[~missing] = _float_texts(present.to_numpy())
+        out[~missing] = float_reprs(present.to_numpy())
     elif isinstance(dtype, np.dtype) and dtype.kind in "iu":
         out[~missing] = _int_texts(present.to_numpy())
     elif isinstance(dtype, np.dtype) and dtype.kind == "b":
@@ -189,17 +173,38 @@ def prediction_partition(uc: UseCase, month: str) -> Path:
 
 def write_predictions(uc: UseCase, month: str, records: pd.DataFrame) -> Path:
     """Replace the month's partition with `records` (sorted by subject: the same input gives the same bytes)."""
-    import pyarrow.compute as pc
-
     missing = [c for c in PREDICTION_COLUMNS if c not in records]
     if missing:
         raise ValueError(f"prediction records lack {missing}")
-    table = to_arrow(records[PREDICTION_COLUMNS].reset_index(drop=True))
-    ordered = table.take(pc.sort_indices(table, sort_keys=[("subject", "ascending")]))  # Arrow's sort: 1M in 0.3 s
-    subjects = ordered.column("subject")
-    if len(ordered) > 1 and pc.any(pc.equal(subjects.slice(1), subjects.slice(0, len(ordered) - 1))).as_py():
+    order, duplicated = _subject_order(records["subject"].to_numpy())
+    if duplicated:
         raise ValueError(f"{month}: more than one prediction for a subject")
-    return write_parquet_atomic(ordered, prediction_partition(uc, month))
+    ordered = records[PREDICTION_COLUMNS].take(order).reset_index(drop=True)
+    return write_parquet_atomic(to_arrow(ordered), prediction_partition(uc, month))
+
+
+def _subject_order(subjects: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The rows' order by subject (as sorting the strings) and whether a subject is there twice. ASCII subjects
+    (pseudonyms are hex) are sorted as numpy byte strings (1M in 0.45 s; Arrow's string sort 0.6-0.9 s), others
+    by Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(subjects, pa.string())
+    if len(values) < 2:
+        return np.arange(len(values)), False
+    try:
+        raw = np.asarray(subjects, dtype="S")
+    except UnicodeEncodeError:
+        raw = None
+    # numpy's byte strings drop trailing NULs: only when no subject ends with one are they the strings' bytes
+    if raw is not None and np.array_equal(np.char.str_len(raw), pc.binary_length(values).to_numpy()):
+        order = np.argsort(raw, kind="stable")
+        ranked = raw[order]
+        return order, bool(np.any(ranked[1:] == ranked[:-1]))
+    order = pc.sort_indices(values).to_numpy()
+    ranked = values.take(order)
+    return order, bool(pc.any(pc.equal(ranked.slice(1), ranked.slice(0, len(ranked) - 1))).as_py())
 
 
 # --- the online decision log ------------------------------------------------------------------------------

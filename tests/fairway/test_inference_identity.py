@@ -96,7 +96,7 @@ def test_fingerprints_of_many_rows_equal_the_row_by_row_sha256() -> None:
 
 
 def test_float_texts_are_pythons_repr_across_the_positional_range() -> None:
-    from fairway.records import _float_texts
+    from fairway.data import float_reprs
 
     rng = np.random.default_rng(11)
     n = 100_000
@@ -105,7 +105,7 @@ def test_float_texts_are_pythons_repr_across_the_positional_range() -> None:
         rng.integers(0, 2**53, n).astype(float), np.round(rng.normal(size=n) * 1e5, 2), rng.integers(-10**6, 10**6, n) / 8,
         np.nextafter(1e16, 0) - rng.integers(0, 1000, 1000) * 2.0, 1e-4 * (1 + rng.random(1000) * 1e-12),
     ])  # fmt: skip
-    assert _float_texts(values).tolist() == [repr(v) for v in values.tolist()]
+    assert float_reprs(values).tolist() == [repr(v) for v in values.tolist()]
 
 
 def test_fingerprints_equal_the_row_by_row_sha256() -> None:
@@ -285,3 +285,20 @@ def test_effects_are_written_as_the_repr_of_round_to_six_places() -> None:
     texts = _json_effects(effects.reshape(-1, 2), kept.reshape(-1, 2)).ravel()
     assert texts[kept].tolist() == [repr(round(e, 6)) for e in effects[kept].tolist()]
     assert all(text is None for text in texts[~kept]) and kept.sum() > 30000
+
+
+def test_records_are_ordered_by_subject_as_the_strings_sort() -> None:
+    """Pseudonyms are sorted as numpy byte strings; the order and the duplicate check are those of the strings,
+    also with a NUL at a subject's end (which numpy's byte strings would drop)."""
+    from fairway.records import _subject_order
+
+    rng = np.random.default_rng(2)
+    hexes = np.array([f"{v:032x}" for v in rng.integers(0, 2**63, 5000).tolist()], dtype=object)
+    hexes[:100] = [f"{a:016x}{b:016x}" for a, b in zip(rng.integers(0, 3, 100), rng.integers(0, 2**63, 100), strict=True)]
+    for subjects in (hexes, np.array(["b", "a", "日本", "A", "a" * 40], dtype=object),
+                     np.array(["F" * 32, "0" * 32, "g" * 32], dtype=object),
+                     np.array(["a\x00", "a", "b\x00c", "b"], dtype=object)):  # fmt: skip
+        order, twice = _subject_order(subjects)
+        assert subjects[order].tolist() == sorted(subjects.tolist()) and not twice
+    assert _subject_order(np.concatenate([hexes, hexes[7:8]]))[1]
+    assert _subject_order(np.array(["x", "y", "x"], dtype=object))[1]

