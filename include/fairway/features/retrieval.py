@@ -63,8 +63,9 @@ def _latest_features(store: FeatureStore, uc: UseCase, rows: pd.DataFrame, servi
     latest row per entity with a time in [t - ttl, t] — the same rows as the point-in-time join, which Feast's
     offline store gives by the query `feast materialize` runs (`pull_latest_from_table_or_query`), without
     joining a million-row entity frame in the store (1M customers: 1.5 s against 4.2 s). None, for the
-    point-in-time join, when the service is not plain: a projection with an alias, a join-key map or a subset of
-    features renamed, a view without a TTL, a source with a field mapping, an on-demand view."""
+    point-in-time join, when the service is not plain: a projection with an alias or a join-key map, a view
+    without a TTL or keyed by more than the entity, a source with a field mapping, an on-demand view, a feature
+    name in two views."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -90,12 +91,16 @@ def _latest_features(store: FeatureStore, uc: UseCase, rows: pd.DataFrame, servi
         if not plain or not view.ttl or [e.name for e in view.entity_columns] != [key]:
             return None
         features = [f.name for f in projection.features]
+        if set(features) & {c for frame in columns for c in frame.columns}:
+            return None
         job = provider.offline_store.pull_latest_from_table_or_query(
             config=store.config, data_source=source, join_key_columns=[key], feature_name_columns=features,
             timestamp_field=source.timestamp_field, created_timestamp_column=source.created_timestamp_column or None,
             start_date=at - view.ttl, end_date=at,
         )  # fmt: skip
-        latest = job.to_arrow()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*fetch_arrow_table", category=DeprecationWarning)
+            latest = job.to_arrow()
         if latest.schema.field(key).type != keys.type:
             return None
         # each entity row's position in the view's latest rows (null: no row in the window), in the rows' order
