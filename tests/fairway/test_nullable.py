@@ -240,18 +240,18 @@ def test_one_time_for_every_row_reads_the_latest_rows_in_the_window_as_the_join_
     person = only_january.iloc[0]
     edge = pd.Timestamp(person["snapshot_ts"]) + ttl  # that person's only snapshot is exactly ttl old
     ids = pd.concat([_raw(world, m)["customer_id"] for m in MONTHS]).drop_duplicates()
-    calls: list[int] = []
+    served: list[object] = []  # what the window path returned (None: it handed the rows to the join)
     original = retrieval._latest_features
-    monkeypatch.setattr(retrieval, "_latest_features", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(retrieval, "_latest_features", lambda *a: served.append(original(*a)) or served[-1])
     seen = []
     for at in (pd.Timestamp("2024-03-31 23:59:59.999999", tz="UTC"), edge, edge + pd.Timedelta(microseconds=1)):
         rows = pd.DataFrame({"customer_id": [*ids, "X0000001"], "snapshot_ts": at})
         monkeypatch.setattr(retrieval, "LATEST_MIN_ROWS", 10**12)
         joined = retrieval.historical_features(store, uc, rows, service)
         monkeypatch.setattr(retrieval, "LATEST_MIN_ROWS", 0)
-        calls.clear()
+        served.clear()
         latest = retrieval.historical_features(store, uc, rows, service)
-        assert calls and latest is not None
+        assert len(served) == 1 and served[0] is latest  # the window path answered, not the join
         pd.testing.assert_frame_equal(latest, joined, check_exact=True)
         assert latest.iloc[-1][uc.model_inputs].isna().all()
         seen.append(bool(latest.loc[latest["customer_id"] == person["customer_id"], uc.model_inputs].notna().any(axis=None)))

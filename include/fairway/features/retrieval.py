@@ -74,7 +74,7 @@ def _latest_features(store: FeatureStore, uc: UseCase, rows: pd.DataFrame, servi
         return None
     at = rows[ts].iloc[0].to_pydatetime()
     feature_service = store.get_feature_service(service)
-    if feature_service.feature_view_projections == [] or getattr(feature_service, "on_demand_feature_views", None):
+    if not feature_service.feature_view_projections:
         return None
     provider = store._get_provider()  # the repo's offline store, as materialization uses it
     keys = pa.array(rows[key].to_numpy())
