@@ -118,16 +118,24 @@ _POSITIONAL = (1e-4, 1e16)
 
 
 def float_reprs(values: np.ndarray) -> np.ndarray:
-    """`repr` of each float64 (an object array of str): polars' cast to text where it is the same (1M floats in
+    """`repr` of each float64 (an object array of str), as `float_repr_array` gives them."""
+    return float_repr_array(values).to_numpy(zero_copy_only=False).astype(object)
+
+
+def float_repr_array(values: np.ndarray) -> pa.Array:
+    """`repr` of each float64 as an Arrow string array: polars' cast to text where it is the same (1M floats in
     0.15 s against 0.6 s), Python's repr elsewhere."""
     import polars as pl
+    import pyarrow.compute as pc
 
     values = np.ascontiguousarray(values, dtype=np.float64)
     magnitude = np.abs(values)
     positional = ((magnitude >= _POSITIONAL[0]) & (magnitude < _POSITIONAL[1])) | (values == 0)
-    texts = pl.Series(values).cast(pl.String).to_numpy().astype(object)
-    texts[~positional] = [repr(v) for v in values[~positional].tolist()]
-    return texts
+    texts = pl.Series(values).cast(pl.String).to_arrow().cast(pa.string())
+    if positional.all():
+        return texts
+    others = [repr(v) for v in values[~positional].tolist()]
+    return pc.replace_with_mask(texts, pa.array(~positional), pa.array(others, pa.string()))
 
 
 _NA, _NAT, _FLOATS = pd.NA, pd.NaT, (float, np.floating)

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from fairway.data import float_reprs, is_missing, missing_as_nan
+from fairway.data import float_repr_array, is_missing, missing_as_nan
 
 log = logging.getLogger(__name__)
 
@@ -234,28 +235,45 @@ class ReasonCodes:
 
     def frame_reasons_json(self, inputs: pd.DataFrame, scores: np.ndarray | None = None) -> list[str]:
         """`dumps` of every row's reasons, the same strings as from `frame_reasons`, assembled column-wise: what
-        batch records store. Each distinct value of a column and each distinct rounded effect is encoded once;
-        the rows are joined from those pieces (building a dict per reason and encoding it took most of the time)."""
-        return self._reasons_json(inputs, *self._frame_top(inputs, scores))
+        batch records store (`_reasons_json`)."""
+        return self._reasons_json(inputs, *self._frame_top(inputs, scores)).to_pylist()
 
-    def frame_scores_reasons_json(self, inputs: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-        """The rows' scores and `frame_reasons_json` of them, from one pass (what batch scoring needs)."""
+    def frame_scores_reasons_json(self, inputs: pd.DataFrame) -> tuple[np.ndarray, pa.Array]:
+        """The rows' scores and `frame_reasons_json` of them (as an Arrow string array), from one pass (what batch
+        scoring needs)."""
         scores, effects = self.frame_effects(inputs)
         return scores, self._reasons_json(inputs, *self._top_of(effects))
 
-    def _reasons_json(self, inputs: pd.DataFrame, order: np.ndarray, chosen: np.ndarray) -> list[str]:
+    def _reasons_json(self, inputs: pd.DataFrame, order: np.ndarray, chosen: np.ndarray) -> pa.Array:
+        """Every row's JSON list of reasons, taken by Arrow from two small dictionaries: the text of each reason
+        up to its effect (one per column and distinct value that is among a row's kept reasons, with the text
+        that leads it: '[' in a row's first slot, '},' after it) and the text of each distinct rounded effect.
+        Building a dict per reason and encoding it took most of the time."""
+        import pyarrow.compute as pc
+
         kept = chosen > MIN_EFFECT  # effects are sorted: a row's kept reasons are a prefix of its slots
-        # '[{"feature":..,"value":..,"reference":..,"effect":' in a row's first slot, '},{"feature":..' after it
-        pieces = np.empty(order.shape, dtype=object)
+        codes = np.zeros(order.shape, dtype=np.int64)  # per row and slot: the reason's entry in `reasons`
+        reasons: list[pa.Array] = []
+        size = 0
         for j, column in enumerate(self.columns):  # encode only the values that are among a row's kept reasons
             rows, slots = np.nonzero((order == j) & kept)
             texts, which = _json_values(inputs[column].iloc[rows], self.reference[column])
             opening = '{"feature":' + json.dumps(column) + ',"value":'
             closing = ',"reference":' + json.dumps(self.reference[column]) + ',"effect":'
-            reasons = [opening + text + closing for text in texts]
-            first, later = (np.array([lead + r for r in reasons], dtype=object)[which] for lead in ("[", "},"))
-            pieces[rows, slots] = np.where(slots == 0, first, later)
-        return _json_rows(pieces, _json_effects(chosen, kept), kept.sum(axis=1))
+            for lead in ("[", "},"):
+                reasons.append(pc.binary_join_element_wise(lead + opening, texts, closing, ""))
+            codes[rows, slots] = size + which + np.where(slots == 0, 0, len(texts))
+            size += 2 * len(texts)
+        effect_texts, effect_codes = _json_effects(chosen, kept)
+        dictionary = pa.concat_arrays(reasons) if reasons else pa.array([], pa.string())
+        if order.shape[1] == 0:
+            return pa.array(["[]"] * len(order), pa.string())
+        parts = []
+        for k in range(order.shape[1]):  # a slot without a kept reason is null: skipped by the join
+            parts += [dictionary.take(pa.array(codes[:, k], mask=~kept[:, k])),
+                      effect_texts.take(pa.array(effect_codes[:, k], mask=~kept[:, k]))]  # fmt: skip
+        joined = pc.binary_join_element_wise(*parts, "}]", "", null_handling="skip")
+        return pc.if_else(pa.array(kept[:, 0]), joined, "[]")
 
 
 class PreparedSwaps:
@@ -352,7 +370,7 @@ def _output_widths(transformer: Any, cols: list[str], width: int) -> list[int] |
     return None
 
 
-def _json_values(series: pd.Series, reference: Any) -> tuple[list[str], np.ndarray]:
+def _json_values(series: pd.Series, reference: Any) -> tuple[pa.Array, np.ndarray]:
     """The JSON text of each distinct value of a column as `_value` reports it (as `json.dumps` writes it; a
     missing value: null) and, for every row, the index of its text. Floats are told apart by their bits, so that
     -0.0 is not 0.0."""
@@ -363,55 +381,45 @@ def _json_values(series: pd.Series, reference: Any) -> tuple[list[str], np.ndarr
         codes, distinct = bits, distinct_bits.view(np.float64)
     else:
         codes, distinct = pd.factorize(values)
-    texts = _json_distinct(distinct, reference) + ["null"]
+    texts = pa.concat_arrays([_json_distinct(distinct, reference), pa.array(["null"], pa.string())])
     which = np.full(len(series), len(texts) - 1)
     which[~missing] = codes
     return texts, which
 
 
-def _json_distinct(distinct: np.ndarray, reference: Any) -> list[str]:
+def _json_distinct(distinct: np.ndarray, reference: Any) -> pa.Array:
     """`json.dumps(_value(v, reference))` of each value: finite floats and ints directly by their repr (what
     `json.dumps` writes for them), an integral float as an int when the reference is an int."""
+    import pyarrow.compute as pc
+
     if distinct.dtype.kind in "iu":
-        return [repr(value) for value in distinct.tolist()]
+        return pc.cast(pa.array(distinct), pa.string())
     if distinct.dtype.kind == "f" and np.isfinite(distinct).all():
         if _is_int(reference):
-            return [repr(int(value)) if value.is_integer() else repr(value) for value in distinct.tolist()]
-        return [str(text) for text in float_reprs(distinct).tolist()]
-    return [json.dumps(_value(value, reference)) for value in distinct.tolist()]
+            texts = [repr(int(value)) if value.is_integer() else repr(value) for value in distinct.tolist()]
+            return pa.array(texts, pa.string())
+        return float_repr_array(distinct)
+    return pa.array([json.dumps(_value(value, reference)) for value in distinct.tolist()], pa.string())
 
 
-def _json_effects(effects: np.ndarray, kept: np.ndarray) -> np.ndarray:
-    """The JSON text of every kept effect as `_reason` rounds it (`repr(round(effect, 6))`), each distinct rounded
-    value formatted once. `round(x, 6)` is the double nearest to n / 10**6 for the integer n nearest to x * 10**6,
-    and `n / 1e6` (correctly rounded) is that double: n is taken from the float product where that product cannot
-    be on the wrong side of a half (|x| < 1000: its error is below 1.2e-7), else from `round` itself."""
-    out = np.empty(effects.shape, dtype=object)
+def _json_effects(effects: np.ndarray, kept: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The JSON text of each distinct kept effect as `_reason` rounds it (`repr(round(effect, 6))`) and, per row
+    and slot, the index of its text (0 where not kept). `round(x, 6)` is the double nearest to n / 10**6 for the
+    integer n nearest to x * 10**6, and `n / 1e6` (correctly rounded) is that double: n is taken from the float
+    product where that product cannot be on the wrong side of a half (|x| < 1000: its error is below 1.2e-7),
+    else from `round` itself."""
     values = effects[kept]
     scaled = values * 1e6
     safe = (np.abs(values) < 1e3) & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6)
     micros, which = np.unique(np.rint(scaled[safe]), return_inverse=True)
-    texts = np.empty(len(values), dtype=object)
-    texts[safe] = float_reprs(micros / 1e6)[which]  # the same double as Python's micro / 1e6
-    texts[~safe] = [repr(round(value, 6)) for value in values[~safe].tolist()]
-    out[kept] = texts
-    return out
-
-
-def _json_rows(pieces: np.ndarray, effects: np.ndarray, counts: np.ndarray) -> list[str]:
-    """Every row's JSON list from its first `counts[i]` pieces and effects (one join per row)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    out = np.full(len(counts), "[]", dtype=object)
-    for count in range(1, pieces.shape[1] + 1):
-        rows = np.nonzero(counts == count)[0]
-        if len(rows) == 0:
-            continue
-        parts = [pa.array(part[rows, k], pa.string()) for k in range(count) for part in (pieces, effects)]
-        joined = pc.binary_join_element_wise(*parts, pa.scalar("}]"), "")  # concatenated by Arrow, row by row
-        out[rows] = joined.to_numpy(zero_copy_only=False)
-    return [str(text) for text in out.tolist()]
+    others = [repr(round(value, 6)) for value in values[~safe].tolist()]
+    texts = pa.concat_arrays([float_repr_array(micros / 1e6), pa.array(others, pa.string())])  # micro / 1e6 as Python's
+    index = np.empty(len(values), dtype=np.int64)
+    index[safe] = which.reshape(-1)
+    index[~safe] = len(micros) + np.arange(len(others))
+    codes = np.zeros(effects.shape, dtype=np.int64)
+    codes[kept] = index
+    return texts, codes
 
 
 def dumps(reasons: list[Reason]) -> str:

@@ -227,7 +227,8 @@ def test_reason_json_of_a_fitted_pipeline_equals_one_scoring_pass_per_input() ->
         plain = ReasonCodes(["x", "f", "c"], reference, score)
         prepared = ReasonCodes(["x", "f", "c"], reference, score, model=fitted)
         assert prepared.prepared is not None and plain.prepared is None
-        scores, texts = prepared.frame_scores_reasons_json(inputs)
+        scores, reasons = prepared.frame_scores_reasons_json(inputs)
+        texts = reasons.to_pylist()
         assert texts == before(plain) if fitted is model else texts == plain.frame_reasons_json(inputs)
         assert np.array_equal(scores, score(inputs)) and prepared.prepared is not None  # used, not given up
 
@@ -282,23 +283,66 @@ def test_effects_are_written_as_the_repr_of_round_to_six_places() -> None:
         [1.0, 0.9999995, 1e-6, 1.5e-6, 2.5e-6, 999.9999995, 1234.5678915, 1e17, -0.5, np.nan],
     ])  # fmt: skip
     kept = effects > 1e-6
-    texts = _json_effects(effects.reshape(-1, 2), kept.reshape(-1, 2)).ravel()
+    distinct, codes = _json_effects(effects.reshape(-1, 2), kept.reshape(-1, 2))
+    texts = np.asarray(distinct.take(codes.ravel()).to_pylist(), dtype=object)
     assert texts[kept].tolist() == [repr(round(e, 6)) for e in effects[kept].tolist()]
-    assert all(text is None for text in texts[~kept]) and kept.sum() > 30000
+    assert len(distinct) < kept.sum() and kept.sum() > 30000  # each distinct rounded effect formatted once
 
 
 def test_records_are_ordered_by_subject_as_the_strings_sort() -> None:
-    """Pseudonyms are sorted as numpy byte strings; the order and the duplicate check are those of the strings,
-    also with a NUL at a subject's end (which numpy's byte strings would drop)."""
-    from fairway.records import _subject_order
+    """Pseudonyms are sorted as numpy byte strings read from Arrow's buffer; the order and the duplicate check are
+    those of the strings, also for a slice of a longer array, non-ASCII text of one byte length and a NUL at a
+    subject's end (which numpy's byte strings would drop)."""
+    import pyarrow as pa
+
+    from fairway.records import _subject_order as order_of
+
+    def _subject_order(subjects: np.ndarray, cut: int = 0) -> tuple[np.ndarray, bool]:
+        padded = pa.array(["z" * 7] * cut + subjects.tolist(), pa.string())
+        return order_of(padded.slice(cut) if cut else padded)
 
     rng = np.random.default_rng(2)
     hexes = np.array([f"{v:032x}" for v in rng.integers(0, 2**63, 5000).tolist()], dtype=object)
     hexes[:100] = [f"{a:016x}{b:016x}" for a, b in zip(rng.integers(0, 3, 100), rng.integers(0, 2**63, 100), strict=True)]
     for subjects in (hexes, np.array(["b", "a", "日本", "A", "a" * 40], dtype=object),
                      np.array(["F" * 32, "0" * 32, "g" * 32], dtype=object),
-                     np.array(["a\x00", "a", "b\x00c", "b"], dtype=object)):  # fmt: skip
-        order, twice = _subject_order(subjects)
-        assert subjects[order].tolist() == sorted(subjects.tolist()) and not twice
+                     np.array(["a\x00", "a", "b\x00c", "b"], dtype=object),
+                     np.array(["a\x00", "ab", "a\x01"], dtype=object), np.array(["éa", "aé", "ée"], dtype=object)):  # fmt: skip
+        for cut in (0, 3):
+            order, twice = _subject_order(subjects, cut)
+            assert subjects[order].tolist() == sorted(subjects.tolist()) and not twice
     assert _subject_order(np.concatenate([hexes, hexes[7:8]]))[1]
     assert _subject_order(np.array(["x", "y", "x"], dtype=object))[1]
+
+
+def test_a_prediction_table_is_the_frame_pandas_would_convert() -> None:
+    """Batch records built from Arrow columns and constants have the schema, pandas metadata and parquet bytes of
+    the frame of the same values (a microsecond Timestamp keeps its unit), also for a month with no rows."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from fairway.data import to_arrow
+    from fairway.records import PREDICTION_COLUMNS, prediction_table
+
+    def parquet(table: pa.Table) -> bytes:
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        return sink.getvalue()
+
+    start, end = pd.Timestamp("2024-03-01", tz="UTC"), pd.Timestamp("2024-04-01", tz="UTC")
+    as_of = pd.Series(pd.to_datetime(["2024-03-31 23:59:59.999999"], utc=True).astype("datetime64[us, UTC]")).iloc[0]
+    constants = {"threshold": 0.5, "model_name": "m", "model_version": "3", "feature_service": "s",
+                 "interval_start": start, "interval_end": end, "features_as_of": as_of, "run_id": "r"}  # fmt: skip
+    for rows in (5, 0):
+        scores = np.linspace(0, 1, rows)
+        texts = pa.array([f"{i:032x}" for i in range(rows)], pa.string())
+        columns = {"subject": texts, "score": scores, "decision": pc.if_else(pa.array(scores > 0.5), "approve", "decline"),
+                   "input_fingerprint": texts, "reasons": pa.array(['[{"a":1}]'] * rows, pa.string())}  # fmt: skip
+        plain = {n: c.to_numpy(zero_copy_only=False) if isinstance(c, pa.Array) else c for n, c in columns.items()}
+        frame = pd.DataFrame({n: constants[n] if n in constants else plain[n] for n in PREDICTION_COLUMNS})
+        table = prediction_table(constants, columns, rows)
+        assert table.equals(to_arrow(frame), check_metadata=True) and table.num_rows == rows
+        assert parquet(table) == parquet(to_arrow(frame))
