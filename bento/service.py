@@ -50,20 +50,23 @@ import threading
 import time
 import uuid
 from contextvars import ContextVar
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
 
 import bentoml
 from pydantic import BaseModel, Field
 
+from fairway.guard import BadRequest, documented_openapi, parse_json, repeated_header, request_id_problem
 from fairway.serving import applicant_model
 
 MAX_BODY_BYTES = 16 * 1024
 # when set, /predict, /predict_features and /model require the header `X-API-Key: <key>` (health and metrics do not)
 API_KEY = os.environ.get("FAIRWAY_SERVICE_API_KEY", "")
 FIELDS = {"/predict": {"customer_id"}, "/predict_features": {"applicant"}}
-# why a request failed with 503: BentoML answers every 5xx with a generic text, the guard puts the reason back
-FAILURE: ContextVar[dict[str, str] | None] = ContextVar("fairway_failure", default=None)
+# the answer that replaces BentoML's for a failed request, as (status, body): BentoML answers every 5xx with a
+# generic text and has no 409; the guard sends this instead
+FAILURE: ContextVar[dict[str, Any] | None] = ContextVar("fairway_failure", default=None)
 # the request id of the request being answered (the X-Request-Id header, else a new one): what the logs name
 REQUEST_ID: ContextVar[str | None] = ContextVar("fairway_request_id", default=None)
 
@@ -189,13 +192,23 @@ def model_info() -> dict[str, Any]:
     return {**{key: META[key] for key in keys if key in META}, "serving": refused is None, "refused": refused}
 
 
-def _unknown_fields(body: bytes, allowed: set[str]) -> str | None:
+_OPENAPI: list[dict[str, Any]] = []
+# the statuses each API can answer besides 200 (declared in the OpenAPI document)
+STATUSES = {"/predict": {400, 401, 404, 405, 409, 413, 415, 500, 503},
+            "/predict_features": {400, 401, 405, 409, 413, 415, 500, 503}}  # fmt: skip
+
+
+def openapi() -> dict[str, Any]:
+    """The service's OpenAPI document (/docs.json, which the page at / shows): BentoML's, with the model that
+    answers, every status and GET /model (fairway.guard.documented_openapi); made once."""
+    if not _OPENAPI:
+        _OPENAPI.append(documented_openapi(FairwayModel.openapi_spec.asdict(), META, STATUSES))
+    return _OPENAPI[0]
+
+
+def _unknown_fields(data: Any, allowed: set[str]) -> str | None:
     """The reason to refuse a JSON object with fields the endpoint does not take (None: nothing unknown, or not
     an object, which the API's own validation answers)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
     if not isinstance(data, dict) or not set(data) - allowed:
         return None
     unknown = sorted(set(data) - allowed)
@@ -203,6 +216,38 @@ def _unknown_fields(body: bytes, allowed: set[str]) -> str | None:
     if protected:
         return f"protected attribute(s) {protected} are neither needed nor accepted (data minimisation)"
     return f"unknown field(s) {unknown}: this endpoint takes {sorted(allowed)}"
+
+
+def error_body(status: int, raw: bytes) -> dict[str, Any]:
+    """BentoML's error answer as this service's one shape, a JSON object whose `error` says what is wrong: its
+    404 is a list of one object, its validation error names no field (the fields are in `detail`, here as
+    location, message and type)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {"error": raw.decode(errors="replace")[:500] or HTTPStatus(status).phrase}
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if not isinstance(data, dict):
+        return {"error": str(data)[:500]}
+    detail = data.get("detail")
+    if isinstance(detail, list) and detail and all(isinstance(d, dict) for d in detail):
+        kept = [{k: d[k] for k in ("loc", "msg", "type") if k in d} for d in detail]
+        named = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg', '')}" for d in kept)
+        return {"error": named, "detail": kept}
+    return {"error": str(data.get("error") or HTTPStatus(status).phrase)}
+
+
+class Conflict(bentoml.exceptions.BentoMLException):
+    """A request id that already names a decision (409)."""
+
+    error_code = HTTPStatus.CONFLICT
+
+
+def _replace_answer(status: int, body: dict[str, Any]) -> None:
+    failure = FAILURE.get()
+    if failure is not None:
+        failure["answer"] = (status, body)
 
 
 async def _respond(send: Any, status: int, body: dict[str, Any]) -> None:
@@ -214,7 +259,8 @@ async def _respond(send: Any, status: int, body: dict[str, Any]) -> None:
 
 class RequestGuard:
     """ASGI middleware in front of the APIs: the API key (401), GET /model, JSON only (415), bodies up to
-    MAX_BODY_BYTES (413)."""
+    MAX_BODY_BYTES (413), then fairway.guard's checks (400): headers that matter given once, a request id of at
+    most 64 safe characters (refused, never cut), JSON of bounded depth with finite numbers only."""
 
     def __init__(self, app: Any, max_body: int = MAX_BODY_BYTES) -> None:
         self.app, self.max_body = app, max_body
@@ -222,9 +268,13 @@ class RequestGuard:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        given_id = dict(scope["headers"]).get(b"x-request-id", b"").decode(errors="replace")
-        REQUEST_ID.set((given_id or uuid.uuid4().hex)[:64])
         path, method = scope["path"].rstrip("/") or "/", scope["method"]
+        repeated = repeated_header(scope["headers"])
+        given_id = dict(scope["headers"]).get(b"x-request-id")
+        bad_id = request_id_problem(given_id)
+        REQUEST_ID.set(given_id.decode("latin-1") if given_id and not bad_id else uuid.uuid4().hex)
+        if repeated or (bad_id and path in FIELDS):
+            return await _respond(send, 400, {"error": repeated or bad_id})
         if API_KEY and (path == "/model" or path in FIELDS):
             given = dict(scope["headers"]).get(b"x-api-key", b"")
             if not hmac.compare_digest(given, API_KEY.encode()):
@@ -233,12 +283,16 @@ class RequestGuard:
             refused = refusal()
             if refused:
                 return await _respond(send, 503, {"error": refused})
+        if path == "/docs.json" and method == "GET":
+            return await _respond(send, 200, openapi())
         if path == "/model":
             if method != "GET":
                 return await _respond(send, 405, {"error": "use GET /model"})
             return await _respond(send, 200, model_info())
         if path not in FIELDS:
             return await self.app(scope, receive, send)
+        if method != "POST":
+            return await _respond(send, 405, {"error": f"use POST {path}"})
         headers = dict(scope["headers"])
         media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
         if media != b"application/json":
@@ -259,19 +313,31 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        unknown = _unknown_fields(body, FIELDS[path])
+        try:
+            data = parse_json(body)
+        except BadRequest as error:
+            return await _respond(send, 400, {"error": str(error)})
+        unknown = _unknown_fields(data, FIELDS[path])
         if unknown:
             return await _respond(send, 400, {"error": unknown})
         replayed = False
-        failure: dict[str, str] = {}
+        failure: dict[str, Any] = {}
         FAILURE.set(failure)
 
         async def send_with_reason(message: dict[str, Any]) -> None:
-            if failure.get("reason") and message["type"] == "http.response.start" and message["status"] == 503:
-                failure["replace"] = "yes"
-                return await _respond(send, 503, {"error": failure["reason"]})
-            if failure.get("replace"):
-                return None  # the generic body, already replaced
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                if failure.get("answer"):
+                    failure["replaced"] = True
+                    return await _respond(send, *failure["answer"])
+                failure["status"], failure["body"] = message["status"], b""  # BentoML's error: made one shape
+                return None
+            if failure.get("replaced"):
+                return None  # BentoML's own body, already replaced
+            if "status" in failure and message["type"] == "http.response.body":
+                failure["body"] += message.get("body", b"")
+                if not message.get("more_body", False):
+                    return await _respond(send, failure["status"], error_body(failure["status"], failure["body"]))
+                return None
             return await send(message)
 
         async def replay() -> Any:
@@ -317,18 +383,19 @@ class FairwayModel:
         self.answered = 0
 
     async def _answer(self, endpoint: str, ctx: bentoml.Context, call: Any) -> Decision:
-        from fairway.serving import DecisionNotRecorded, UnknownCustomer
+        from fairway.serving import DecisionNotRecorded, RequestIdReused, UnknownCustomer
 
-        request_id = REQUEST_ID.get() or ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = REQUEST_ID.get() or uuid.uuid4().hex  # the guard checked a client's id
         try:
-            answer = call(request_id[:64]) if self.inline else await asyncio.to_thread(call, request_id[:64])
+            answer = call(request_id) if self.inline else await asyncio.to_thread(call, request_id)
         except UnknownCustomer as error:
             raise bentoml.exceptions.NotFound(str(error)) from None
+        except RequestIdReused as error:
+            _replace_answer(409, {"error": str(error), "request_id": error.request_id, "earlier": error.earlier})
+            raise Conflict(str(error)) from None
         except DecisionNotRecorded as error:
             reason = f"{error}: no decision was made, retry later"
-            failure = FAILURE.get()
-            if failure is not None:
-                failure["reason"] = reason
+            _replace_answer(503, {"error": reason})
             raise bentoml.exceptions.ServiceUnavailable(reason) from None
         self.decisions.labels(endpoint=endpoint, decision=answer["decision"]).inc()
         self.answered += 1

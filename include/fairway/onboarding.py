@@ -40,7 +40,11 @@ Types (of every model input and protected attribute, read from its non-missing v
   - float: otherwise, every value is a finite number (3.5, 1e3);
   - string (bool-like): every value is true or false in any letter case -> a category with values "false"/"true";
   - string: anything else -> a category whose `allowed` values are the observed values.
-  - numbers get `min: 0` when no value is negative, and no other bound.
+  - numbers get bounds (`numeric_bounds`), which the service enforces on every request and ingestion on every
+    row: `min: 0` when no value is negative, else minus the power of ten at or above ten times the most
+    negative value's size; `max` the power of ten at or above ten times the largest value (at least 10): an
+    order of magnitude of room past what the data holds (an age of 95 gives max 1000, an amount of 811,837
+    gives 10,000,000), so a value like 1e12 or 1e308 is refused.
   - missing values in a model input are kept: the feature gets `nullable: true`, the raw data holds them as nulls
     (NaN in numbers, None in text), and the model pipeline imputes them. Missing values in the target, the
     entity, the timestamp or a protected attribute are problems (named with their count and first lines): rows
@@ -1152,6 +1156,18 @@ def inspect(
 # --- step: the config ---------------------------------------------------------------------------------------
 
 
+def numeric_bounds(values: Any) -> dict[str, float | int]:
+    """`min` and `max` of a number feature from its observed values: 0 when none is negative, else -10**k for the
+    least k with 10**k >= 10 * |lowest|; 10**k for the least k with 10**k >= 10 * highest (at least 10)."""
+
+    def power_of_ten(size: float) -> float | int:  # 10**k >= 10 * size, k in [1, 308] (size finite)
+        k = min(308, max(1, math.ceil(1 + math.log10(size)))) if size > 0 else 1
+        return 10**k if k <= 15 else float(f"1e{k}")
+
+    lowest, highest = float(values.min()), float(values.max())
+    return {"min": 0 if lowest >= 0 else -power_of_ten(-lowest), "max": power_of_ten(highest)}
+
+
 def usecase_document(inspection: Inspection, settings: Settings, template: UseCase) -> dict[str, Any]:
     """The use case as the YAML document to write (module docstring, The config)."""
     table, roles, naming, label = inspection.table, inspection.roles, inspection.naming, inspection.label
@@ -1169,8 +1185,8 @@ def usecase_document(inspection: Inspection, settings: Settings, template: UseCa
         spec["view"] = views["protected" if is_protected else "inputs"]
         if kind.dtype == "string":
             spec["allowed"] = sorted(kind.present.unique())
-        elif (kind.present >= 0).all():
-            spec["min"] = 0
+        else:
+            spec.update(numeric_bounds(kind.present))
         if kind.nullable:
             spec["nullable"] = True
         what = "protected" if is_protected else "model input"

@@ -372,6 +372,24 @@ class DecisionLog:
         finally:
             connection.close()
 
+    def earlier(self, request_id: str) -> dict[str, Any] | None:
+        """What the log holds for a request id that is already recorded: endpoint, decision, model version and
+        time (no subject, score or reasons), or None."""
+        import sqlalchemy as sa
+
+        c = self.table.c
+        query = sa.select(c.endpoint, c.decision, c.model_version, c.recorded_at).where(c.request_id == request_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        at = row.recorded_at
+        if at is not None and at.tzinfo is None:  # SQLite gives back the UTC time it stored without its zone
+            at = at.replace(tzinfo=UTC)
+        recorded = at.isoformat() if at is not None else None
+        return {"endpoint": row.endpoint, "decision": row.decision, "model_version": row.model_version,
+                "recorded_at": recorded}  # fmt: skip
+
     def read(self) -> pd.DataFrame:
         with self.engine.connect() as connection:
             return pd.read_sql(self.table.select().order_by(self.table.c.id), connection)

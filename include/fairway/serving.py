@@ -51,6 +51,15 @@ class DecisionNotRecorded(RuntimeError):
     """The decision log refused the record: the decision must not be reported as made."""
 
 
+class RequestIdReused(ValueError):
+    """The request id already names a recorded decision (`earlier`: its endpoint, decision, version and time):
+    this request made no new one."""
+
+    def __init__(self, request_id: str, earlier: dict[str, Any]) -> None:
+        super().__init__(f"request id {request_id!r} already names a decision: send a new id for a new request")
+        self.request_id, self.earlier = request_id, earlier
+
+
 TYPES: dict[str, type] = {"float": float, "int": int, "string": str, "bool": bool}
 
 
@@ -69,7 +78,8 @@ def applicant_model(inputs: list[dict[str, Any]]) -> type[BaseModel]:
             kind,
             Field(..., ge=limits.get("min"), le=limits.get("max"), description=spec.get("description")),
         )
-    model: type[BaseModel] = create_model("Applicant", __config__=ConfigDict(extra="forbid", strict=True), **fields)
+    config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # finite numbers only
+    model: type[BaseModel] = create_model("Applicant", __config__=config, **fields)
     return model
 
 
@@ -576,10 +586,24 @@ class OnlineScorer:
         try:
             self.log.append(record)
         except Exception as error:  # any database failure: the decision was not recorded
+            earlier = self._earlier(str(answer["request_id"]), error)
+            if earlier is not None:
+                raise RequestIdReused(str(answer["request_id"]), earlier) from None
             # the request id and the error's type only: a database error's text carries the row's values
             log.error("decision %s not recorded: %s", answer["request_id"], type(error).__name__)
             raise DecisionNotRecorded(f"the decision could not be recorded ({type(error).__name__})") from error
         return answer
+
+    def _earlier(self, request_id: str, error: Exception) -> dict[str, Any] | None:
+        """The recorded decision a failed append collided with (a duplicate request id), else None."""
+        import sqlalchemy as sa
+
+        if not isinstance(error, sa.exc.IntegrityError):
+            return None
+        try:
+            return self.log.earlier(request_id)
+        except Exception:  # the log cannot be read either: the append's failure is what is reported
+            return None
 
     def predict_customer(self, customer_id: str, request_id: str | None = None) -> dict[str, Any]:
         from fairway.records import pseudonym

@@ -13,6 +13,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from fairway import registry
 from fairway.data import read_month
@@ -28,7 +33,9 @@ APPLICANT = {"income": 2500.0, "debt_ratio": 0.35, "credit_amount": 8000.0, "loa
 def service(tmp_path_factory) -> dict:
     """1,500 customers over 5 months, the last two materialized online, a champion packaged and served."""
     with served_champion(tmp_path_factory, "service-home") as world:
-        yield {**world, "last_month": world["months"][-1], "log": DecisionLog(decision_log_url(world["uc"]))}
+        snapshot, _ = read_month(world["uc"], world["months"][-1])
+        yield {**world, "last_month": world["months"][-1], "log": DecisionLog(decision_log_url(world["uc"])),
+               "customer": str(snapshot["customer_id"].iloc[0])}  # fmt: skip
 
 
 def _post(service: dict, path: str, body: object, **kwargs) -> httpx.Response:
@@ -94,6 +101,8 @@ BAD = [
     ("unknown customer", "/predict", {"customer_id": "C9999999"}, 404, "C9999999"),
     ("customer id of the wrong type", "/predict", {"customer_id": 42}, 400, "customer_id"),
     ("not an object", "/predict", [1, 2], 400, "object"),
+    ("amount past its bound", "/predict_features", {"applicant": {**APPLICANT, "credit_amount": 1e12}}, 400, "credit_amount"),
+    ("largest double", "/predict_features", {"applicant": {**APPLICANT, "income": 1e308}}, 400, "income"),
 ]  # fmt: skip
 
 
@@ -102,7 +111,7 @@ def test_bad_input_is_a_4xx_with_a_message_and_no_decision(service, case, path, 
     before = _rows(service)
     answer = _post(service, path, body)
     assert answer.status_code == status, (case, answer.text)
-    assert named in answer.text
+    assert isinstance(answer.json(), dict) and named in answer.json()["error"], answer.text  # one shape for errors
     assert _rows(service) == before
 
 
@@ -115,8 +124,73 @@ def test_oversized_pickled_and_malformed_requests_are_refused(service) -> None:
     assert pickled.status_code == 415 and "application/json" in pickled.text
     broken = httpx.post(f"{url}/predict", content=b'{"customer_id": ', headers={"content-type": "application/json"})
     assert broken.status_code == 400 and "JSON" in broken.text
-    assert httpx.get(f"{url}/predict", timeout=20).status_code == 405
+    wrong_method = httpx.get(f"{url}/predict", timeout=20)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "use POST /predict"
     assert _rows(service) == before
+
+
+def _raw(service: dict, path: str, body: bytes, headers: list[tuple[str, str]] | None = None) -> httpx.Response:
+    headers = headers if headers is not None else [("content-type", "application/json")]
+    return httpx.post(f"{service['url']}{path}", content=body, headers=headers, timeout=20)
+
+
+def test_numbers_that_are_not_finite_and_deep_json_are_refused(service) -> None:
+    before = _rows(service)
+    applicant = json.dumps({"applicant": {**APPLICANT, "income": 12345.5}})
+    for text in ("Infinity", "-Infinity", "NaN", "1e400"):
+        answer = _raw(service, "/predict_features", applicant.replace("12345.5", text).encode())
+        assert answer.status_code == 400 and "finite numbers only" in answer.json()["error"], (text, answer.text)
+    deep = b'{"customer_id": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    answer = _raw(service, "/predict", deep)  # was a 500 after the 10-s timeout: RecursionError is not a ValueError
+    assert answer.status_code == 400 and "nested deeper" in answer.json()["error"]
+    assert _rows(service) == before
+
+
+def test_a_repeated_content_type_cannot_smuggle_a_protected_attribute(service) -> None:
+    before = _rows(service)
+    body = json.dumps({"customer_id": service["customer"], "sex": "female"}).encode()
+    for first, last in (("application/x-www-form-urlencoded", "application/json"),
+                        ("application/json", "application/x-www-form-urlencoded")):  # fmt: skip
+        answer = _raw(service, "/predict", body, [("content-type", first), ("content-type", last)])
+        assert answer.status_code == 400 and "given more than once" in answer.json()["error"], answer.text
+    twice = _raw(service, "/predict", json.dumps({"customer_id": service["customer"]}).encode(),
+                 [("content-type", "application/json"), ("x-request-id", "a-1"), ("x-request-id", "a-2")])  # fmt: skip
+    assert twice.status_code == 400 and "x-request-id" in twice.json()["error"]
+    assert _rows(service) == before
+
+
+def test_a_reused_request_id_is_a_conflict_naming_the_earlier_decision(service) -> None:
+    before = _rows(service)
+    request_id = "client-" + "7" * 57  # 64 characters: kept as it is
+    first = _post(service, "/predict", {"customer_id": service["customer"]}, headers={"x-request-id": request_id})
+    assert first.status_code == 200 and first.json()["request_id"] == request_id
+    again = _post(service, "/predict_features", {"applicant": APPLICANT}, headers={"x-request-id": request_id})
+    assert again.status_code == 409, again.text
+    conflict = again.json()
+    assert conflict["request_id"] == request_id and "already names a decision" in conflict["error"]
+    assert conflict["earlier"]["endpoint"] == "predict" and conflict["earlier"]["decision"] == first.json()["decision"]
+    assert conflict["earlier"]["model_version"] == service["version"] and "score" not in conflict["earlier"]
+    longer = _post(service, "/predict", {"customer_id": service["customer"]}, headers={"x-request-id": request_id + "8"})
+    assert longer.status_code == 400 and "longer than 64" in longer.json()["error"]
+    odd = _post(service, "/predict", {"customer_id": service["customer"]}, headers={"x-request-id": "../../etc"})
+    assert odd.status_code == 400
+    log = service["log"].read()
+    assert _rows(service) == before + 1 and (log["request_id"] == request_id).sum() == 1
+    assert _post(service, "/predict_features", {"applicant": APPLICANT}).status_code == 200  # the service goes on
+
+
+def test_the_openapi_document_names_the_model_and_every_answer(service) -> None:
+    spec = httpx.get(f"{service['url']}/docs.json", timeout=20).json()
+    assert f"version {service['version']}" in spec["info"]["title"] and "approved by tester" in spec["info"]["description"]
+    assert set(spec["paths"]["/predict"]["post"]["responses"]) == {"200", "400", "401", "404", "405", "409", "413",
+                                                                   "415", "500", "503"}  # fmt: skip
+    assert "404" not in spec["paths"]["/predict_features"]["post"]["responses"]
+    assert "401" in spec["paths"]["/model"]["get"]["responses"]
+    assert spec["components"]["schemas"]["FairwayError"]["required"] == ["error"]
+    answer = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["properties"]["features_event_time"]["nullable"] is True  # null for /predict_features
+    headers = {p["name"]: p for p in spec["paths"]["/predict"]["post"]["parameters"]}
+    assert headers["X-Request-Id"]["schema"]["maxLength"] == 64
 
 
 def test_model_endpoint_names_the_champion_its_approval_and_fairness(service) -> None:
@@ -159,7 +233,8 @@ def test_metrics_count_decisions_by_outcome(service) -> None:
 
 def test_fuzzed_requests_never_get_a_server_error(service) -> None:
     """Property-based requests generated from the service's own OpenAPI schema (schemathesis, both endpoints):
-    whatever they hold, the answer is never a 5xx."""
+    whatever they hold, the answer is never a 5xx, and its status, content type and body are the ones the
+    schema declares."""
     schema = schemathesis.openapi.from_url(f"{service['url']}/docs.json")
     operations = [r.ok() for r in schema.get_all_operations()]
     fuzzed = [op for op in operations if op.path in ("/predict", "/predict_features")]
@@ -169,7 +244,8 @@ def test_fuzzed_requests_never_get_a_server_error(service) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate(checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                                           response_schema_conformance])  # fmt: skip
 
         check()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,14 @@ def test_types_roles_groups_and_catalogue_of_the_written_use_case(home: Path, tm
     assert uc == result.usecase and uc.synthetic is None and uc.gate.approval_mode == "human"
     types = {f.name: (f.dtype, f.min, f.allowed) for f in uc.features}
     assert types["income_eur"] == ("float", 0, None)
-    assert types["balance"] == ("float", None, None)  # a negative value: no minimum
-    assert types["late_payments"] == ("int", 0, None)
+    assert types["late_payments"] == ("int", 0, None) and uc.feature("late_payments").max == 100  # values 0-4
+    # bounds an order of magnitude past the data, as powers of ten: a negative value gives a negative minimum
+    low, high = frame["Balance"].min(), frame["Balance"].max()
+    balance = uc.feature("balance")
+    assert balance.dtype == "float" and balance.min == -(10 ** math.ceil(math.log10(-10 * low)))
+    assert balance.max == 10 ** math.ceil(math.log10(10 * high)) and balance.max >= 10 * high
+    income = uc.feature("income_eur")
+    assert 10 * frame["Income (EUR)"].max() <= income.max < 100 * frame["Income (EUR)"].max()
     assert types["housing"] == ("string", None, ["family", "own", "rent"])
     assert types["has_car"] == ("string", None, ["false", "true"])  # bool-like: a category, any letter case
     assert types["outcome"] == ("int", 0, None) and uc.feature("outcome").max == 1

@@ -71,6 +71,10 @@ def test_decision_log_keeps_every_concurrent_row_and_refuses_duplicates(decision
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         decision_log.append(_decision("r7"))  # a request is recorded once
     assert len(decision_log.read()) == 400
+    # what a reused id's 409 names: the earlier decision, not its person, score or reasons
+    assert decision_log.earlier("r7") == {"endpoint": "predict", "decision": "approve", "model_version": "3",
+                                          "recorded_at": "2026-01-02T03:04:05.000006+00:00"}  # fmt: skip
+    assert decision_log.earlier("r400") is None
 
 
 def test_decision_log_opened_by_workers_racing_to_create_it(tmp_path, monkeypatch) -> None:
