@@ -15,6 +15,12 @@ misspelt field is a 400, not a silent missing value. Null for an input that is n
 /predict scores a customer whose nullable inputs are null in the online store the same way; a customer lacking
 an input that is not nullable is a 404. A reason about a missing input reports its value as null.
 
+Before validation, fairway.guard refuses with 400 (a JSON object with `error`, as every error here): numbers that
+are not finite (NaN, Infinity, 1e400), JSON nested deeper than 8 levels, a header that matters given twice, an
+X-Request-Id longer than 64 characters or with other characters than letters, digits and . _ : -. A request id
+that already names a decision is a 409 naming the earlier decision. /docs.json names the model, its approval and
+every status each API answers.
+
 Only the promotion ledger's serving champion answers (fairway.serving.ChampionWatch): the packaged model files
 must hash to the ledger's record, and a stop (model_control, `fairway stop`) answers every /predict* and /readyz
 with 503 and the reason within seconds, without a restart. The ledger is read at start and then every second by

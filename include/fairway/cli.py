@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -346,16 +347,20 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairway", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--usecase", default=None, help="use-case name (default: $FAIRWAY_USECASE or credit_risk)"
-    )
+    usecase_help = "use-case name (default: $FAIRWAY_USECASE or credit_risk)"
+    parser.add_argument("--usecase", default=None, help=usecase_help)
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"fairway {_version()}")
+    # the same options after the subcommand (`fairway status --usecase X`): set only when given there
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--usecase", default=argparse.SUPPRESS, help=usecase_help)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
         group: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], help: str
     ) -> argparse.ArgumentParser:
-        command = group.add_parser(name, help=help, description=help)
+        command = group.add_parser(name, help=help, description=help, parents=[common])
         command.set_defaults(handler=handler)
         return command
 
@@ -446,7 +451,6 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", help="write the explanation to this file (default: print it)")
     evidence = add(sub, "evidence", _cmd_evidence, "write the evidence bundle of a promoted version (index + hashes)")
     evidence.add_argument("--version", required=True, type=int, help="the model version")
-    evidence.add_argument("--usecase", default=argparse.SUPPRESS, help="use-case name (as the global --usecase)")
     evidence.add_argument("--out", help="bundle directory (default: FAIRWAY_HOME/reports/<usecase>/evidence/...)")
     erase = add(sub, "erase", _cmd_erase, "erase one person from every store of the use case (GDPR Art. 17)")
     erase.add_argument("--customer-id", required=True, help="the person's id (entity key)")
@@ -456,13 +460,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fairway")
+    except PackageNotFoundError:  # include/ on the path without the package installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a reader that left shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:  # `fairway status | head`: the reader left; no traceback, and nothing more to write
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a process killed by SIGPIPE reports it
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

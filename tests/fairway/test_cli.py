@@ -83,3 +83,21 @@ def test_usecase_init_with_the_options_for_missing_values_groups_and_delays(home
         refused.returncode == 1
         and "error: --merge 'group=a' is not ATTRIBUTE=VALUE,VALUE[,...]:GROUP" in refused.stderr
     )
+
+
+def test_version_options_after_the_subcommand_and_a_reader_that_leaves(home: Path) -> None:
+    version = _fairway(home, "--version")
+    assert version.returncode == 0 and version.stdout.strip().startswith("fairway 0.")
+    after = _fairway(home, "status", "--usecase", "credit_risk", "--json", "-v")  # options where users type them
+    assert after.returncode == 0, after.stderr
+    unknown_after = _fairway(home, "status", "--usecase", "no_such_case")
+    unknown_before = _fairway(home, "--usecase", "no_such_case", "status")
+    assert unknown_after.returncode == unknown_before.returncode != 0
+    assert unknown_after.stderr == unknown_before.stderr and "unrecognized arguments" not in unknown_after.stderr
+    # `fairway status | head -0`: the reader is gone before the first line; no traceback, SIGPIPE's status
+    process = subprocess.Popen([sys.executable, "-m", "fairway.cli", "status"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={**os.environ, "FAIRWAY_HOME": str(home)})  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    assert process.wait() == 141 and "Traceback" not in errors and "BrokenPipe" not in errors, errors
