@@ -55,6 +55,7 @@ from local_services import Postgres, Redis, ServiceUnavailable, port_in_use  # n
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ASSET_SCHEDULED = ["training", "fairness_gate", "monitoring"]
+MONTHLY = ["feature_pipeline", "batch_inference", "retention"]
 DATABASES = ("airflow", "mlflow", "feast", "fairway")
 EXECUTORS = ("local", "celery")
 # every component `up` may start, in start order; `down` stops them in reverse
@@ -181,15 +182,9 @@ def write_stack_env(settings: dict[str, str]) -> Path:
 
 def read_stack_env(path: Path | None = None) -> dict[str, str]:
     """The variables of `stack.env` (empty when there is none)."""
-    path = path or stack_env_file()
-    if not path.is_file():
-        return {}
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = line.removeprefix("export ").partition("=")
-            values[key] = shlex.split(value)[0] if value else ""
-    return values
+    from fairway.deployment import read_stack_env as read
+
+    return read(path or stack_env_file())
 
 
 def environment(settings: dict[str, str] | None = None) -> dict[str, str]:
@@ -535,6 +530,8 @@ def up(executor: str) -> None:
               f"{env['AIRFLOW_URL']} (standalone: LocalExecutor on SQLite)", env, port=p["airflow"])  # fmt: skip
     await_up("mlflow", mlflow, lambda: http_ok(f"http://127.0.0.1:{p['mlflow']}/health"), mlflow_where)
     unpause(ASSET_SCHEDULED, env)
+    print(f"  paused (monthly): {', '.join(MONTHLY)}: backfill, then `airflow dags unpause <dag>` "
+          "(unpaused now, each would run the latest month before its data is there)", flush=True)
     start_service(env)
     passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
     print(f"Airflow UI {env['AIRFLOW_URL']} (user admin, password in {passwords}); Fairway view at /plugin/fairway; "

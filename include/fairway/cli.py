@@ -339,9 +339,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    uc = resolve(args.usecase)
-    print(f"export FAIRWAY_HOME={paths().home}")
-    print(f"export FAIRWAY_USECASE={uc.name}")
+    from fairway.deployment import cli_environment, shell_exports
+
+    print(shell_exports(cli_environment(resolve(args.usecase))))
     return 0
 
 
@@ -436,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     stopper.add_argument("--reason", required=True, help="why (shown in every refused answer)")
     stopper.add_argument("--by", help="who stops it (default: cli:<login name>)")
     add(sub, "verify", _cmd_verify, "check the promotion ledger: chain, signatures, evidence hashes, aliases")
-    add(sub, "env", _cmd_env, "print the exports that let the feast CLI find this store")
+    add(sub, "env", _cmd_env, "print the exports the airflow, feast, mlflow and bentoml CLIs need (eval \"$(fairway env)\")")
     review = add(sub, "review", _cmd_review, "record a person's override of a decision, or a contest's outcome")
     explain = add(sub, "explain", _cmd_explain, "a plain-language explanation of one decision for the person")
     for command in (review, explain):

@@ -10,13 +10,15 @@ settings cannot show (network segmentation, host hardening, access reviews) is l
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
 from fairway import settings
-from fairway.config import UseCase
+from fairway.config import FEATURE_REPO_DIR, PROJECT_DIR, UseCase
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,56 @@ def facts(uc: UseCase) -> list[Fact]:
              if settings.approval_mode() == "human" else "auto: promotions are approved by policy (demo, tests)"),
     ]  # fmt: skip
     return found[:4] + _feast(uc) + found[4:]
+
+
+# --- the environment of the ecosystem's command-line tools -------------------------------------------------
+
+
+def stack_env_file() -> Path:
+    """Where `make up` writes the running stack's variables (FAIRWAY_HOME/run/stack.env)."""
+    return settings.home() / "run" / "stack.env"
+
+
+def read_stack_env(path: Path | None = None) -> dict[str, str]:
+    """The running stack's variables (`export K=V` lines of stack.env), empty when no stack is up."""
+    path = path or stack_env_file()
+    if not path.is_file():
+        return {}
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            values[key] = shlex.split(value)[0] if value else ""
+    return values
+
+
+def cli_environment(uc: UseCase) -> dict[str, str]:
+    """What the airflow, feast, mlflow and bentoml CLIs need to see this deployment, as `fairway env` exports it:
+    the stores under FAIRWAY_HOME (or the variables already set), Airflow's home and DAG folder, Feast's repo
+    and config (so `feast` works without `-c` from any directory), and, when `make up` runs, its stack.env."""
+    from fairway.features.store import feature_store_yaml
+
+    home = settings.home()
+    values = {
+        "FAIRWAY_HOME": str(home),
+        "FAIRWAY_USECASE": uc.name,
+        "AIRFLOW_HOME": settings.env("AIRFLOW_HOME") or str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_DIR / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "MLFLOW_TRACKING_URI": settings.mlflow_uri(),
+        "BENTOML_HOME": settings.env("BENTOML_HOME") or str(home / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "FEATURE_REPO_DIR_ENV_VAR": str(FEATURE_REPO_DIR.resolve()),
+    }
+    for name in ("FAIRWAY_FEAST_CONFIG", "FAIRWAY_DECISION_LOG_URL", "FAIRWAY_LEDGER_URL"):
+        if settings.env(name):
+            values[name] = str(settings.env(name))
+    values.update(read_stack_env())
+    values["FEAST_FS_YAML_FILE_PATH"] = str(feature_store_yaml(values.get("FAIRWAY_FEAST_CONFIG")))
+    return values
+
+
+def shell_exports(values: dict[str, str]) -> str:
+    """`export K=V` lines, quoted for a POSIX shell (`eval "$(fairway env)"`)."""
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in values.items())

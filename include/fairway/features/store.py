@@ -39,9 +39,10 @@ def set_environment(uc: UseCase) -> None:
 CONFIGS = {"embedded": "feature_store.yaml", "production": "feature_store.production.yaml"}
 
 
-def feature_store_yaml() -> Path:
-    """The repo's config: FAIRWAY_FEAST_CONFIG names a variant (`embedded`, the default, or `production`) or a path."""
-    choice = os.environ.get("FAIRWAY_FEAST_CONFIG", "embedded")
+def feature_store_yaml(choice: str | None = None) -> Path:
+    """The repo's config: `choice`, else FAIRWAY_FEAST_CONFIG, names a variant (`embedded`, the default, or
+    `production`) or a path."""
+    choice = choice or os.environ.get("FAIRWAY_FEAST_CONFIG") or "embedded"
     path = FEATURE_REPO_DIR / CONFIGS[choice] if choice in CONFIGS else Path(choice)
     if not path.is_file():
         raise FileNotFoundError(f"Feast config {path} (FAIRWAY_FEAST_CONFIG={choice!r}) does not exist")
