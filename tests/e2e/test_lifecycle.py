@@ -8,6 +8,7 @@ One stack per executor, shared by the tests of this module (module-scoped, param
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -246,6 +247,42 @@ def test_the_stack_kept_its_state_where_its_settings_say(run) -> None:
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == 3
     engine.dispose()
+
+
+def json_output(text: str) -> Any:
+    """The JSON a CLI printed, after whatever log lines it printed before it on stdout (a graphviz notice)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("[", "{")) and not line.startswith("[py."))
+    return json.loads("\n".join(lines[start:]))
+
+
+def test_the_ecosystem_clis_see_the_running_stack_through_fairway_env(run) -> None:
+    """A user's shell in the checkout, FAIRWAY_HOME only: `eval "$(fairway env)"` takes stack.env, and Airflow's,
+    Feast's, MLflow's and BentoML's own CLIs read the stack's stores (PostgreSQL and Redis with Celery)."""
+    bin_dir = PROJECT / ".venv" / "bin"
+    bin_dir = bin_dir if bin_dir.is_dir() else Path(os.sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAIRWAY_", "AIRFLOW", "MLFLOW_", "BENTOML_"))}
+    script = f"""eval "$({bin_dir}/fairway env)"
+{bin_dir}/airflow dags list -o json > "$OUT/dags.json"
+{bin_dir}/feast feature-views list > "$OUT/views.txt"
+{bin_dir}/mlflow experiments search > "$OUT/experiments.txt"
+{bin_dir}/bentoml list -o json > "$OUT/bentos.json"
+"""
+    out = run["home"].parent / "cli"
+    out.mkdir(exist_ok=True)
+    env.update({"FAIRWAY_HOME": str(run["home"]), "OUT": str(out)})
+    ran = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, cwd=PROJECT, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    paused = {d["dag_id"]: d["is_paused"] for d in json_output((out / "dags.json").read_text())}
+    assert {"training", "fairness_gate", "monitoring", "feature_pipeline", "batch_inference"} <= set(paused)
+    assert not any(str(paused[d]).lower() == "true" for d in ("training", "fairness_gate", "monitoring")), paused
+    views = (out / "views.txt").read_text()
+    assert all(name in views for name in ("customer_financials", "customer_demographics", "customer_labels"))
+    assert f"fairway-{USECASE}" in (out / "experiments.txt").read_text()
+    _, current = champion(run)
+    assert any(b["tag"].startswith(f"fairway_{USECASE}:") for b in json_output((out / "bentos.json").read_text()))
+    assert current.tags.get("fairway.bento", "").startswith(f"fairway_{USECASE}:")
 
 
 def test_nothing_was_written_into_the_checkout(run) -> None:
