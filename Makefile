@@ -23,10 +23,13 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	@test -x $(BIN)/python || (echo "==> creating $(VENV) with $(PYTHON)" && $(PYTHON) -m venv $(VENV))
+	@test -x $(BIN)/uv || (echo "==> installing uv $(UV_VERSION)" && \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION))
+	@echo "==> installing the $$(grep -c '==' requirements.txt) pinned packages of requirements.txt (a few minutes the first time)"
+	@$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt 2>&1 | grep -v '^ [-+~] ' ; exit $${PIPESTATUS[0]}
+	@$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	@echo "==> $(VENV) is ready"
 	@touch $@
 
 setup: $(VENV)/.installed  ## create .venv with the pinned packages (idempotent)
@@ -51,6 +54,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --n
 
 stack-deps:  ## Debian packages the stack tests start (redis-server, chromium), installed when missing
 	@for pair in redis-server:redis-server chromium:chromium; do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null || echo "==> installing $$pkg (Debian package)"; \
 	  command -v $$bin >/dev/null || $(APT_INSTALL) $$pkg >/dev/null 2>&1 \
 	  || ($(SUDO) apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) $$pkg >/dev/null 2>&1) \
 	  || echo "$$pkg could not be installed: the tests that need it will be skipped"; done

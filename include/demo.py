@@ -56,6 +56,60 @@ def _quiet() -> Iterator[io.StringIO]:
         yield buffer
 
 
+# runs whose tasks take minutes: each finished task gets a line (the month loop has its own line per month)
+PROGRESS_DAGS = ("training", "fairness_gate")
+
+
+class TaskProgress:
+    """An Airflow listener that prints a line when a task of a long run ends (mapped tasks by their rendered
+    index, such as the candidate), to the terminal the demo started on: its task logs stay hidden."""
+
+    def __init__(self, out: io.TextIOBase) -> None:
+        self.out = out
+        self.started: dict[tuple[str, str, int], float] = {}
+
+    @staticmethod
+    def _key(ti) -> tuple[str, str, int]:  # noqa: ANN001 - Airflow's RuntimeTaskInstance
+        return ti.dag_id, ti.task_id, ti.map_index if ti.map_index is not None else -1
+
+    def line(self, ti, outcome: str) -> None:  # noqa: ANN001
+        if ti.dag_id not in PROGRESS_DAGS:
+            return
+        seconds = time.perf_counter() - self.started.pop(self._key(ti), time.perf_counter())
+        index = getattr(ti, "rendered_map_index", None) or (ti.map_index if ti.map_index not in (None, -1) else None)
+        name = f"{ti.task_id} [{index}]" if index is not None else ti.task_id
+        print(f"      {ti.dag_id}.{name}: {outcome} in {seconds:.1f} s", file=self.out, flush=True)
+
+    def start(self, ti) -> None:  # noqa: ANN001
+        self.started[self._key(ti)] = time.perf_counter()
+
+
+def show_task_progress(out: io.TextIOBase | None = None) -> object:
+    """Register TaskProgress (to `out`, default the terminal) as a listener of the task runner that dag.test()
+    uses in this process; the listener registered, for `get_listener_manager().pm.unregister`."""
+    from airflow.listeners import hookimpl
+    from airflow.sdk.listener import get_listener_manager
+
+    progress = TaskProgress(out or sys.stdout)
+
+    class Listener:
+        @hookimpl
+        def on_task_instance_running(self, previous_state, task_instance) -> None:  # noqa: ANN001
+            progress.start(task_instance)
+
+        @hookimpl
+        def on_task_instance_success(self, previous_state, task_instance) -> None:  # noqa: ANN001
+            progress.line(task_instance, "done")
+
+        @hookimpl
+        def on_task_instance_failed(self, previous_state, task_instance, error) -> None:  # noqa: ANN001
+            progress.line(task_instance, f"failed (try {getattr(task_instance, 'try_number', '?')})")
+
+    listener = Listener()
+    get_listener_manager().add_listener(listener)
+    return listener
+
+
 LOG_LINE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")  # a task log line: where a printed traceback ends
 
 
@@ -237,6 +291,8 @@ def main() -> int:
     from fairway.features.store import apply_repo, get_store, offline_row_counts
     from fairway.onboarding import lifecycle
 
+    show_task_progress()
+
     uc = load_usecase(args.usecase)
     home = paths().home
     print(f"Fairway demo: use case '{uc.name}', FAIRWAY_HOME={home}")
@@ -314,7 +370,8 @@ def main() -> int:
     make_serve = "make serve PORT=3000" + ("" if uc.name == "credit_risk" else f" USECASE={uc.name}")
     print(f"Serve the champion: {make_serve}, then http://localhost:3000/ (OpenAPI) and POST /predict")
     print(
-        f"Feast CLI:   export FAIRWAY_HOME={home} FAIRWAY_USECASE={uc.name}; feast -c feature_repo feature-views list"
+        f'Feast CLI:   export FAIRWAY_HOME={home} FAIRWAY_USECASE={uc.name}; eval "$(.venv/bin/fairway env)"; '
+        ".venv/bin/feast feature-views list"
     )
     return 0
 

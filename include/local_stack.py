@@ -58,6 +58,7 @@ ASSET_SCHEDULED = ["training", "fairness_gate", "monitoring"]
 MONTHLY = ["feature_pipeline", "batch_inference", "retention"]
 DATABASES = ("airflow", "mlflow", "feast", "fairway")
 EXECUTORS = ("local", "celery")
+PROGRESS_EVERY = 15.0  # seconds of waiting for a component between two progress lines
 # every component `up` may start, in start order; `down` stops them in reverse
 AIRFLOW_CELERY = ["api-server", "scheduler", "dag-processor", "triggerer"]
 HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
@@ -259,16 +260,21 @@ def http_ok(url: str) -> bool:
 
 def wait_ready(process: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float, log: object,
                every: float = 0.5) -> None:  # fmt: skip
-    """Poll `ready()` until it is true. RuntimeError if the process exits first, TimeoutError after `timeout` s;
-    both name the log."""
-    deadline = time.monotonic() + timeout
+    """Poll `ready()` until it is true, with a line every PROGRESS_EVERY s of waiting. RuntimeError if the process
+    exits first, TimeoutError after `timeout` s; both name the log."""
+    started = time.monotonic()
+    deadline, note = started + timeout, started + PROGRESS_EVERY
     while True:
         if ready():
             return
         if process.poll() is not None:
             raise RuntimeError(f"{process.args[0]} exited with {process.returncode}; see {log}")
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise TimeoutError(f"{what} not ready after {timeout:.0f} s; see {log}")
+        if now >= note:
+            print(f"  ... waiting for {what}: {now - started:.0f} s of at most {timeout:.0f} (log {log})", flush=True)
+            note += PROGRESS_EVERY
         time.sleep(every)
 
 

@@ -533,6 +533,8 @@ def _train_and_log(uc: UseCase, frame_summary: dict[str, Any], candidate: str) -
     from fairway.fairness import approvals, deserved, group_rates, plot_group_rates
 
     train, holdout = load_frame(frame_summary)
+    log.info("candidate %s: fitting on %d rows, evaluating on %d (holdout %s)", candidate, len(train), len(holdout),
+             frame_summary["holdout_month"])  # fmt: skip
     with energy.tracked(uc.energy, f"candidate {candidate}") as used:  # fit and evaluation: one tracker
         started = time.perf_counter()
         model, params = fit_candidate(uc, candidate, train)

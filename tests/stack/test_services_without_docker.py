@@ -67,6 +67,10 @@ def test_airflow_ran_every_pipeline_on_postgres(stack) -> None:
     assert succeeded.get("training", 0) >= 1 and succeeded.get("fairness_gate", 0) >= 1
     assert succeeded.get("batch_inference", 0) == 1 and succeeded.get("monitoring", 0) == 1
     assert set(runs["state"]) == {"success"}
+    # the demo printed a progress line per task of training and fairness_gate, the candidates by name
+    for candidate in ("baseline", "reweighing", "exponentiated_gradient", "gradient_boosting"):
+        assert f"      training.train_candidate [{candidate}]: done in " in stack["demo"], stack["demo"][-3000:]
+    assert "      fairness_gate." in stack["demo"] and "      training.register_candidate: done in " in stack["demo"]
 
 
 def test_mlflow_on_postgres_holds_the_approved_champion(stack) -> None:
