@@ -25,6 +25,9 @@ Only the promotion ledger's serving champion answers (fairway.serving.ChampionWa
 must hash to the ledger's record, and a stop (model_control, `fairway stop`) answers every /predict* and /readyz
 with 503 and the reason within seconds, without a restart. The ledger is read at start and then every second by
 a background thread, never on the request path (a request reads it itself only if that answer is over 5 s old).
+When the ledger names another champion (an approval, a rollback), the service follows it without a restart: once
+that version is packaged in the BentoML store the service reads (BENTOML_HOME), the thread loads and checks it as
+at start and swaps it in (FairwayModel.follow); meanwhile it answers 503. Every answer names its model_version.
 
 Latency (bench/bench_serving.py): the APIs are `async def`. With local stores (SQLite decision log and online
 store) they do their short synchronous work inline on the event loop (one worker: a threadpool hop per request
@@ -35,7 +38,7 @@ of the garbage collector (`gc.freeze()`), whose full collections otherwise stopp
 
 Every decision answers with its reason codes: the (up to) three model inputs that raise the score most compared
 with the version's reference applicant (fairway.explanations).
-- BentoML's own /livez, /readyz, /metrics (Prometheus, with `fairway_decisions_total` by endpoint and outcome)
+- BentoML's own /livez, /readyz, /metrics (Prometheus; Fairway's own metrics: ServiceMetrics)
 
 Every answer is a committed row in the decision log (fairway.records.DecisionLog); when the row cannot be
 written the request fails with 503 and no decision is returned.
@@ -137,6 +140,7 @@ class Decision(BaseModel):
 
 
 _WATCH: list[Any] = []  # this worker's fairway.serving.ChampionWatch, made at start (or on the first request)
+_FOLLOW: list[Any] = []  # this worker's FairwayModel.follow, which the refresher calls while the worker is refused
 # the ledger is read off the request path: a thread refreshes the answer every REFRESH_SECONDS; a request uses it
 # while it is at most STALE_SECONDS old, else (the thread stopped or stuck) checks the ledger itself
 REFRESH_SECONDS, STALE_SECONDS = 1.0, 5.0
@@ -166,7 +170,8 @@ def _refresh_refusal() -> str | None:
 def _refresher(every: float) -> None:
     while True:
         try:
-            _refresh_refusal()
+            if _refresh_refusal() is not None and _FOLLOW:
+                _FOLLOW[0]()  # another champion: switch to it when it is packaged
         except Exception:  # ChampionWatch already turns a failed read into a refusal; keep the thread alive
             logging.getLogger(__name__).exception("refreshing the serving refusal failed")
         time.sleep(every)
@@ -356,6 +361,41 @@ class RequestGuard:
         return await self.app(scope, replay, send_with_reason)
 
 
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+WRITE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServiceMetrics:
+    """The service's Prometheus metrics (on /metrics beside BentoML's): decisions by endpoint and outcome, the
+    score distribution, answers made with stale features, the decision-log write latency, and which model
+    version answers (an info gauge, 1 for the version serving, 0 for one it served before)."""
+
+    def __init__(self) -> None:
+        metrics = bentoml.metrics
+        self.decisions = metrics.Counter(name="fairway_decisions", labelnames=["endpoint", "decision"],
+                                         documentation="Decisions answered, by endpoint and outcome")  # fmt: skip
+        self.scores = metrics.Histogram(name="fairway_score", labelnames=["endpoint"], buckets=SCORE_BUCKETS,
+                                        documentation="Scores of the decisions answered")  # fmt: skip
+        self.stale = metrics.Counter(name="fairway_stale_features", labelnames=["endpoint"],
+                                     documentation="Decisions made with online features older than their TTL")  # fmt: skip
+        self.write = metrics.Histogram(name="fairway_decision_log_write_seconds", buckets=WRITE_BUCKETS,
+                                       documentation="Seconds to commit a decision's record")  # fmt: skip
+        self.model = metrics.Gauge(name="fairway_model_info", labelnames=["usecase", "model_name", "model_version"],
+                                   documentation="1 for the model version that answers", multiprocess_mode="livemax")  # fmt: skip
+
+    def serving(self, meta: dict[str, Any], before: str | None = None) -> None:
+        labels = {"usecase": str(meta["usecase"]), "model_name": str(meta["mlflow_model_name"])}
+        if before is not None:
+            self.model.labels(**labels, model_version=before).set(0)
+        self.model.labels(**labels, model_version=str(meta["mlflow_version"])).set(1)
+
+    def observe(self, endpoint: str, answer: dict[str, Any], write_seconds: float) -> None:
+        self.write.observe(write_seconds)
+        self.scores.labels(endpoint=endpoint).observe(float(answer["score"]))
+        if answer.get("features_stale"):
+            self.stale.labels(endpoint=endpoint).inc()
+
+
 @bentoml.service(name=f"fairway_{META['usecase']}", traffic={"timeout": 10})
 class FairwayModel:
     """Scores customers and applicants with the champion model; one instance per worker."""
@@ -376,17 +416,47 @@ class FairwayModel:
         self.inline = self.scorer.log.url.startswith("sqlite") and online_store.endswith(
             ("sqlite", "SqliteOnlineStore")
         )
-        # created here, once per worker (importing the module, as `bentoml build` does, must not register it)
-        self.decisions = bentoml.metrics.Counter(
-            name="fairway_decisions", documentation="Decisions answered, by endpoint and outcome",
-            labelnames=["endpoint", "decision"],
-        )  # fmt: skip
+        # created here, once per worker (importing the module, as `bentoml build` does, must not register them)
+        self.metrics = ServiceMetrics()
+        self.metrics.serving(META)
+        self.scorer.observe = self.metrics.observe
+        self.waiting, self.unusable = "", set()
+        _FOLLOW[:] = [self.follow]
         start_refresher()
         # the loaded libraries (MLflow, Feast, scikit-learn, SciPy) leave ~10^6 long-lived objects: a full
         # collection walking them stalled every request for 200-400 ms; frozen, collections see only new objects
         gc.collect()
         gc.freeze()
         self.answered = 0
+
+    def follow(self) -> None:
+        """Switch to the promotion ledger's serving champion when it is another version packaged in this BentoML
+        store with the same inputs (fairway.serving.champion_to_follow): loaded and checked in the refresher's
+        thread, as at start, then swapped in at once; until then the refusal stands (503 with its reason)."""
+        global META
+        from fairway.serving import champion_to_follow, load_followed
+
+        log = logging.getLogger(__name__)
+        tag, why = champion_to_follow(META["usecase"], META["mlflow_version"], INPUTS)
+        if tag is None or tag in self.unusable:
+            if why != self.waiting:
+                log.info("not switching: %s", why)
+                self.waiting = why
+            return
+        loaded = load_followed(META["usecase"], tag)
+        if isinstance(loaded, str):  # its files or gate report are not the approved ones: never this tag
+            log.error("not switching to %s: %s", tag, loaded)
+            self.unusable.add(tag)
+            return
+        held = META["mlflow_version"]
+        loaded.scorer.observe = self.metrics.observe
+        self.scorer = loaded.scorer
+        _WATCH[:] = [loaded.watch]
+        META = loaded.metadata
+        _OPENAPI.clear()
+        _REFUSAL[:] = [(time.monotonic(), None)]
+        self.metrics.serving(META, held)
+        log.info("now serving %s v%s (%s), was v%s", META["mlflow_model_name"], META["mlflow_version"], tag, held)
 
     async def _answer(self, endpoint: str, ctx: bentoml.Context, call: Any) -> Decision:
         from fairway.serving import DecisionNotRecorded, RequestIdReused, UnknownCustomer
@@ -403,7 +473,7 @@ class FairwayModel:
             reason = f"{error}: no decision was made, retry later"
             _replace_answer(503, {"error": reason})
             raise bentoml.exceptions.ServiceUnavailable(reason) from None
-        self.decisions.labels(endpoint=endpoint, decision=answer["decision"]).inc()
+        self.metrics.decisions.labels(endpoint=endpoint, decision=answer["decision"]).inc()
         self.answered += 1
         if self.answered == FREEZE_AFTER:
             gc.freeze()  # what the first requests built (lazy imports, caches, schemas) also leaves the collector

@@ -85,7 +85,7 @@ def test_the_validation_catches_mistakes() -> None:
 def test_the_stack_has_its_services_with_healthchecks() -> None:
     services = load("docker-compose.yaml")[0]["services"]
     assert set(services) == {"postgres", "redis", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-                             "airflow-dag-processor", "airflow-triggerer", "service"}  # fmt: skip
+                             "airflow-dag-processor", "airflow-triggerer", "service", "prometheus", "grafana"}  # fmt: skip
     for name, service in services.items():
         if name != "airflow-init":  # one-shot
             assert "healthcheck" in service, name
@@ -134,6 +134,8 @@ def test_the_production_feature_store_reads_its_services_from_the_environment() 
 CHECK = "fairway-check-secrets"
 SCRIPT = PROJECT / "docker" / "check-secrets.sh"
 LOCAL = {"127.0.0.1", "[::1]"}
+# the entrypoints of the upstream images the placeholder check wraps
+UPSTREAM_ENTRYPOINTS = {"postgres": "docker-entrypoint.sh", "redis": "docker-entrypoint.sh", "grafana/grafana": "/run.sh"}
 SECRET_NAMES = sorted(k for k in env_example() if re.search(r"PASSWORD|SECRET|_KEY", k))
 
 
@@ -197,7 +199,7 @@ def test_every_published_port_binds_localhost_by_default(overlay) -> None:
     merged = services(*overlay)
     assert "FAIRWAY_BIND_ADDRESS" not in env_example()  # the default applies
     published = {name: published_addresses(s) for name, s in merged.items() if s.get("ports")}
-    assert set(published) == {"mlflow", "airflow-apiserver", "service"}
+    assert set(published) == {"mlflow", "airflow-apiserver", "service", "grafana"}  # Prometheus: internal only
     for name, addresses in published.items():
         assert set(addresses) <= LOCAL, (name, addresses)
     assert not any(s.get("network_mode") == "host" for s in merged.values())
@@ -249,7 +251,8 @@ def test_the_placeholder_check_wraps_every_service_that_takes_a_secret() -> None
         taking = {name for name, service in raw.items()
                   if any(f"${{{secret}" in json.dumps([service.get("environment"), service.get("command")])
                          for secret in SECRET_NAMES)}  # fmt: skip
-        assert taking == set(merged), set(merged) - taking  # every service takes one
+        # every service takes one but Prometheus (it scrapes the service's unauthenticated /metrics internally)
+        assert taking == set(merged) - {"prometheus"}, set(merged) - taking
         for name in taking:
             service = merged[name]
             entrypoint = service.get("entrypoint")
@@ -260,7 +263,9 @@ def test_the_placeholder_check_wraps_every_service_that_takes_a_secret() -> None
                 assert "build" in service, name  # the image the Dockerfile builds, with the script inside
             else:  # an upstream image: the script mounted, then the image's own entrypoint and command
                 assert f"./docker/check-secrets.sh:/usr/local/bin/{CHECK}:ro" in service["volumes"], name
-                assert entrypoint[-1] == "docker-entrypoint.sh" and service["command"], name
+                image = service["image"].split(":")[0]
+                assert entrypoint[-1] == UPSTREAM_ENTRYPOINTS[image], name  # the image's own entrypoint
+                assert image == "grafana/grafana" or service["command"], name  # its command (Grafana's: none)
 
 
 def run_check(shell: str, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -469,6 +470,8 @@ class OnlineScorer:
                                    score_one_missing=self.fast is None and self.compiled is not None)  # fmt: skip
         form = "the compiled linear form" if self.fast else "the one-row compiled form" if self.compiled else None
         log.info("scoring with %s", form or "the model's predict_proba")
+        # called after each committed record with (endpoint, answer, seconds the decision-log write took): metrics
+        self.observe: Callable[[str, dict[str, Any], float], None] | None = None
 
     def _direct_reads(self) -> list[tuple[Any, list[str]]] | None:
         """The feature views of the model-input feature service and the features read from each, resolved once
@@ -583,6 +586,7 @@ class OnlineScorer:
         }
         record = {**answer, "usecase": self.uc.name, "endpoint": endpoint, "subject": subject, "reasons": dumps(reasons),
                   "input_fingerprint": input_fingerprint([None if is_missing(values[c]) else values[c] for c in self.columns])}  # fmt: skip
+        started = time.perf_counter()
         try:
             self.log.append(record)
         except Exception as error:  # any database failure: the decision was not recorded
@@ -592,6 +596,8 @@ class OnlineScorer:
             # the request id and the error's type only: a database error's text carries the row's values
             log.error("decision %s not recorded: %s", answer["request_id"], type(error).__name__)
             raise DecisionNotRecorded(f"the decision could not be recorded ({type(error).__name__})") from error
+        if self.observe is not None:
+            self.observe(endpoint, answer, time.perf_counter() - started)
         return answer
 
     def _earlier(self, request_id: str, error: Exception) -> dict[str, Any] | None:
@@ -646,3 +652,62 @@ class ChampionWatch:
         if now - self.checked >= self.every:
             self.reason, self.checked = self._safe(None), now
         return self.reason
+
+
+# --- following the champion: a running service switches to the version the ledger names -------------------
+
+
+def packaged_model(uc: UseCase, version: str) -> str | None:
+    """The BentoML model tag packaging imported for `version` (the newest, if packaged again), None if none."""
+    import bentoml
+
+    found = [m for m in bentoml.models.list(uc.name) if str(m.info.metadata.get("mlflow_version")) == str(version)]
+    return str(max(found, key=lambda m: m.creation_time).tag) if found else None
+
+
+def champion_to_follow(usecase: UseCase | str, holding: str, inputs: list[dict[str, Any]]) -> tuple[str | None, str]:
+    """Whether a service holding version `holding` (request schema `inputs`) can switch to the promotion ledger's
+    serving champion: (the BentoML model tag to load, why) or (None, why not). A stopped or unchanged champion is
+    not followed (the refusal stands); a champion not packaged yet is followed once the package step has run."""
+    from fairway import ledger
+
+    uc = resolve(usecase)
+    state = ledger.state(uc.model_name)
+    if state.serving is None or state.serving == str(holding) or state.stopped is not None:
+        return None, "nothing to follow"
+    tag = packaged_model(uc, state.serving)
+    if tag is None:
+        return None, (f"{uc.model_name} v{state.serving} is the promotion ledger's champion and not packaged yet: this "
+                      "service switches to it once fairness_gate's package step has run")  # fmt: skip
+    import bentoml
+
+    if bentoml.models.get(tag).info.metadata["inputs"] != list(inputs):
+        return None, (f"{uc.model_name} v{state.serving} takes other inputs than the request schema this service "
+                      f"started with: restart the service with its bento")  # fmt: skip
+    return tag, f"switching from v{holding} to v{state.serving} ({tag})"
+
+
+@dataclass
+class Followed:
+    """A champion loaded for a running service: what it swaps in at once."""
+
+    tag: str
+    metadata: dict[str, Any]
+    scorer: OnlineScorer
+    watch: ChampionWatch
+
+
+def load_followed(usecase: UseCase | str, tag: str) -> Followed | str:
+    """Load the packaged model `tag` as the service loads it at start (its files hashed against the ledger and its
+    gate report checked); the refusal's reason instead when its evidence does not hold."""
+    import bentoml
+    import mlflow.sklearn
+
+    stored = bentoml.models.get(tag)
+    metadata = dict(stored.info.metadata)
+    folder = Path(stored.path_of("mlflow_model"))
+    watch = ChampionWatch(usecase, str(metadata["mlflow_version"]), folder, every=0.0)
+    if watch.reason is not None:
+        return watch.reason
+    return Followed(tag, metadata, OnlineScorer(str(metadata["usecase"]), mlflow.sklearn.load_model(str(folder)),
+                                                metadata), watch)  # fmt: skip

@@ -114,8 +114,9 @@ def serving_refusal(usecase: UseCase | str | None, version: str, model_folder: P
         return state.stop_reason()
     if state.serving != str(version) or state.since is None:
         current = f"v{state.serving}" if state.serving else "none"
-        return (f"this service holds {uc.model_name} v{version}, the promotion ledger's champion is {current}: "
-                "restart the service with the champion's bento")  # fmt: skip
+        return (f"this service holds {uc.model_name} v{version}, the promotion ledger's champion is {current}: it "
+                "switches to it once it is packaged in this service's BentoML store (else restart the service with "
+                "the champion's bento)")  # fmt: skip
     if model_folder is not None:
         if registry.model_files_sha256(model_folder) != state.since.payload["model_sha256"]:
             return f"{uc.model_name} v{version}: the packaged model files are not the ones the ledger approved"

@@ -223,12 +223,43 @@ def test_concurrent_clients_get_one_record_per_answer(service) -> None:
     assert set(new["request_id"]) == {a.json()["request_id"] for a in answers}
 
 
-def test_metrics_count_decisions_by_outcome(service) -> None:
-    _post(service, "/predict_features", {"applicant": APPLICANT})
+def test_metrics_and_every_dashboard_query_against_a_real_scrape(service) -> None:
+    """Decisions by endpoint and outcome, the score histogram, stale features (the fixture's online features are
+    older than the TTL), the decision-log write latency and the version answering; then every query of the
+    provisioned Grafana dashboard finds its series in this scrape (tests/dashboards.py)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import PROJECT
+    from tests.dashboards import problems, queries, series
+
+    assert _post(service, "/predict_features", {"applicant": APPLICANT}).status_code == 200
+    risky = {**APPLICANT, "income": 600.0, "debt_ratio": 2.5, "late_payments_12m": 9, "savings_balance": 0.0,
+             "credit_amount": 60000.0, "tenure_months": 1}  # fmt: skip
+    declined = _post(service, "/predict_features", {"applicant": risky})
+    assert declined.status_code == 200 and declined.json()["decision"] == "decline", declined.text
+    assert _post(service, "/predict", {"customer_id": service["customer"]}).json()["features_stale"] is True
     text = httpx.get(f"{service['url']}/metrics", timeout=20).text
-    counted = [line for line in text.splitlines() if line.startswith("fairway_decisions_total{")]
-    assert any('endpoint="predict_features"' in line for line in counted)
-    assert sum(float(line.rsplit(" ", 1)[1]) for line in counted) >= 1
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+
+    def value(name: str, **labels: str) -> float:
+        return sum(v for (n, found), v in samples.items() if n == name and set(labels.items()) <= set(found))
+
+    assert value("fairway_decisions_total", endpoint="predict_features") >= 1
+    assert value("fairway_decisions_total", endpoint="predict") >= 1
+    assert value("fairway_score_count", endpoint="predict") >= 1 and value("fairway_score_bucket", le="1.0") >= 2
+    assert value("fairway_stale_features_total", endpoint="predict") >= 1
+    assert value("fairway_stale_features_total", endpoint="predict_features") == 0
+    assert value("fairway_decision_log_write_seconds_count") >= 2
+    assert 0 < value("fairway_decision_log_write_seconds_sum") < value("fairway_decision_log_write_seconds_count")
+    assert value("fairway_model_info", model_version=service["version"], model_name="credit-risk") == 1
+    dashboards = sorted((PROJECT / "docker" / "grafana" / "dashboards").glob("*.json"))
+    assert dashboards
+    scraped = series(text)
+    for dashboard in dashboards:
+        found = queries(dashboard)
+        assert len(found) >= 8, dashboard
+        assert {title: problems(expr, scraped) for title, expr in found if problems(expr, scraped)} == {}
 
 
 def test_fuzzed_requests_never_get_a_server_error(service) -> None:
@@ -282,7 +313,7 @@ def test_a_decision_that_cannot_be_recorded_is_not_returned(service) -> None:
 
 
 def test_a_stop_answers_503_with_the_reason_within_seconds_and_a_rollback_resumes(service) -> None:
-    """Last in this module: the running service follows the promotion ledger without a restart."""
+    """Next to last in this module: the running service follows the promotion ledger without a restart."""
     import time
 
     from fairway import promotion
@@ -316,3 +347,42 @@ def test_a_stop_answers_503_with_the_reason_within_seconds_and_a_rollback_resume
         time.sleep(0.5)
         answer = _post(service, "/predict_features", applicant)
     assert answer.status_code == 200 and answer.json()["model_version"] == service["version"]
+
+
+def test_the_running_service_follows_a_new_champion_once_it_is_packaged(service) -> None:
+    """After the stop and rollback above: a newly approved version is refused (503, naming it) until the package
+    step has run, then answered by the same process without a restart, every answer and record naming it."""
+    import time
+
+    from fairway.packaging import package
+    from tests.champion import make_champion
+
+    uc, applicant = service["uc"], {"applicant": APPLICANT}
+    before = httpx.get(f"{service['url']}/model", timeout=10).json()
+    newer = make_champion(uc, service["months"][-2], 2)
+    assert newer != service["version"]
+    deadline, answer = time.monotonic() + 15, _post(service, "/predict_features", applicant)
+    while time.monotonic() < deadline and answer.status_code != 503:
+        time.sleep(0.5)
+        answer = _post(service, "/predict_features", applicant)
+    assert answer.status_code == 503 and f"champion is v{newer}" in answer.json()["error"], answer.text
+    package(uc, newer)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and answer.status_code != 200:
+        time.sleep(0.5)
+        answer = _post(service, "/predict_features", applicant)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == newer
+    customer = _post(service, "/predict", {"customer_id": service["customer"]})
+    assert customer.status_code == 200 and customer.json()["model_version"] == newer
+    model = httpx.get(f"{service['url']}/model", timeout=10).json()
+    assert model["mlflow_version"] == newer and model["serving"] is True and before["mlflow_version"] != newer
+    spec = httpx.get(f"{service['url']}/docs.json", timeout=20).json()
+    assert f"version {newer}" in spec["info"]["title"]
+    with service["log"].engine.connect() as connection:
+        import sqlalchemy as sa
+
+        versions = connection.execute(sa.text("SELECT model_version FROM fairway_decisions WHERE request_id IN "
+                                              "(:a, :b)"), {"a": answer.json()["request_id"],
+                                                           "b": customer.json()["request_id"]}).scalars().all()  # fmt: skip
+    assert versions == [newer, newer]

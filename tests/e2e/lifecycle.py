@@ -303,6 +303,11 @@ def run_lifecycle(stack: Stack, scenario: Scenario, log: Any = print) -> dict[st
     stack.gate(gate_1, timeout=600)
     approved = "approved by policy" if stack.env.get("FAIRWAY_APPROVAL_MODE") == "auto" else "approved through REST"
     t = phase(f"fairness_gate v1 ({approved})", t)
+    # the service of v1, started once: it follows the retrained champion below without a restart
+    started_service = subprocess.run([*STACK, "restart-service"], env=stack.env, capture_output=True, text=True,
+                                     timeout=300)  # fmt: skip
+    assert started_service.returncode == 0, started_service.stdout + started_service.stderr
+    t = phase("service started (v1)", t)
 
     stack.wait_runs("feature_pipeline", len(months), timeout=900)
     t = phase("feature_pipeline: every month", t)

@@ -95,6 +95,7 @@ def run(request):  # noqa: ANN201
         stack = Stack.from_home(home, env)
         print(f"\n{executor}: stack up in {up_seconds:.0f} s")
         result = lifecycle.run_lifecycle(stack, SCENARIO)
+        result["followed"] = followed_champion(stack)
         started = time.monotonic()
         restart = subprocess.run([*STACK, "restart-service"], env=env, capture_output=True, text=True, timeout=300)
         assert restart.returncode == 0, restart.stdout + restart.stderr
@@ -104,6 +105,24 @@ def run(request):  # noqa: ANN201
     finally:
         subprocess.run([*STACK, "down"], env=env, capture_output=True, text=True, timeout=300)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def followed_champion(stack: Stack, timeout: float = 60) -> dict[str, Any]:
+    """What the service started with the first champion answers after the retraining's approval and packaging,
+    without a restart: its /model, once it names the registry's champion (or the last answer at the timeout)."""
+    from mlflow import MlflowClient
+
+    uri = stack.env["MLFLOW_TRACKING_URI"]
+    version = str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("credit-risk",
+                                                                                              "champion").version)
+    deadline, model = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        model = httpx.get(f"{stack.env['SERVICE_URL']}/model", timeout=30).json()
+        if model.get("mlflow_version") == version and model.get("serving"):
+            break
+        time.sleep(1)
+    answer = httpx.post(f"{stack.env['SERVICE_URL']}/predict", json={"customer_id": "C0000001"}, timeout=30)
+    return {"champion": version, "model": model, "status": answer.status_code, "answer": answer.json()}
 
 
 def champion(run: dict[str, Any]) -> Any:
@@ -182,6 +201,13 @@ def test_monitoring_reports_and_the_retraining_request(run) -> None:
     for month in run["scored"]:
         assert (folder / month / "drift.html").stat().st_size > 10_000
     assert (folder / "index.html").is_file()
+
+
+def test_the_service_followed_the_retrained_champion_without_a_restart(run) -> None:
+    followed = run["followed"]
+    _, current = champion(run)
+    assert followed["champion"] == str(current.version) and followed["model"]["mlflow_version"] == followed["champion"]
+    assert followed["status"] == 200 and followed["answer"]["model_version"] == followed["champion"], followed
 
 
 def test_the_restarted_service_answers_with_the_new_champion(run) -> None:
