@@ -147,6 +147,8 @@ REFRESH_SECONDS, STALE_SECONDS = 1.0, 5.0
 # the garbage collector's second freeze, after this many answers: the objects the first requests leave (lazily
 # imported modules, caches) made each later full collection a pause of every request of 70-300 ms
 FREEZE_AFTER = 200
+# a champion whose packaged evidence did not check out is loaded again at most this often (seconds)
+RETRY_REFUSED = 60.0
 _REFUSAL: list[tuple[float, str | None]] = []  # [(time.monotonic() of the check, its answer)]
 
 
@@ -420,7 +422,7 @@ class FairwayModel:
         self.metrics = ServiceMetrics()
         self.metrics.serving(META)
         self.scorer.observe = self.metrics.observe
-        self.waiting, self.unusable = "", set()
+        self.waiting, self.refused_at = "", dict[str, float]()
         _FOLLOW[:] = [self.follow]
         start_refresher()
         # the loaded libraries (MLflow, Feast, scikit-learn, SciPy) leave ~10^6 long-lived objects: a full
@@ -438,15 +440,15 @@ class FairwayModel:
 
         log = logging.getLogger(__name__)
         tag, why = champion_to_follow(META["usecase"], META["mlflow_version"], INPUTS)
-        if tag is None or tag in self.unusable:
+        if tag is None or time.monotonic() - self.refused_at.get(tag, -RETRY_REFUSED) < RETRY_REFUSED:
             if why != self.waiting:
                 log.info("not switching: %s", why)
                 self.waiting = why
             return
         loaded = load_followed(META["usecase"], tag)
-        if isinstance(loaded, str):  # its files or gate report are not the approved ones: never this tag
-            log.error("not switching to %s: %s", tag, loaded)
-            self.unusable.add(tag)
+        if isinstance(loaded, str):  # its files or gate report are not the approved ones (or the ledger unread)
+            log.error("not switching to %s: %s (tried again in %.0f s)", tag, loaded, RETRY_REFUSED)
+            self.refused_at[tag] = time.monotonic()
             return
         held = META["mlflow_version"]
         loaded.scorer.observe = self.metrics.observe

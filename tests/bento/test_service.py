@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+from pathlib import Path
 
 import httpx
 import mlflow
@@ -386,3 +387,16 @@ def test_the_running_service_follows_a_new_champion_once_it_is_packaged(service)
                                               "(:a, :b)"), {"a": answer.json()["request_id"],
                                                            "b": customer.json()["request_id"]}).scalars().all()  # fmt: skip
     assert versions == [newer, newer]
+    # what the switch loads is checked as at start: packaged files changed after the approval are refused
+    import bentoml
+
+    from fairway.serving import load_followed, packaged_model
+
+    tag = packaged_model(uc, newer)
+    assert tag is not None
+    intact = load_followed(uc, tag)
+    assert not isinstance(intact, str) and intact.scorer.model_version == newer, intact
+    weights = next(p for p in sorted(Path(bentoml.models.get(tag).path_of("mlflow_model")).rglob("*")) if p.is_file()
+                   and p.suffix in (".pkl", ".skops", ".joblib", ".cloudpickle"))  # fmt: skip
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    assert load_followed(uc, tag) == f"credit-risk v{newer}: the packaged model files are not the ones the ledger approved"
