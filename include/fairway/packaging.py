@@ -9,7 +9,7 @@ argument and carries the MLflow version in its labels. The build is offline (`lo
 
 What this writes under BENTOML_HOME: the model (`models/<usecase>/<version>/`: `model.yaml` with the metadata
 above, and `mlflow_model/`, a copy of the MLflow model folder with its input examples) and the bento
-(`bentos/fairway_<usecase>/<version>/`, which holds its own copy of the model and of bento/). None of it holds
+(`bentos/fairway_<usecase>/mlflow-v<version>-<random>/`, which holds its own copy of the model and of bento/). None of it holds
 personal data: the input examples are the synthetic reference applicant (fairway.training.synthetic_example), the
 reference is made of medians and most frequent values. The erasure searches every file there anyway and says so
 in its receipt (fairway.privacy).
@@ -18,6 +18,7 @@ in its receipt (fairway.privacy).
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 from fairway import settings
@@ -98,6 +99,7 @@ def package(usecase: UseCase | str | None, version: str) -> dict[str, str]:
     bento = bentoml.bentos.build_bentofile(
         str(BENTO_DIR / "bentofile.yaml"),
         build_ctx=str(BENTO_DIR),
+        version=f"mlflow-v{version}-{uuid.uuid4().hex[:10]}",  # `bentoml list` shows which MLflow version
         labels={**labels, "bento_model": str(model.tag)},
         args={"model_tag": str(model.tag)},
         reload=True,

@@ -104,7 +104,7 @@ def test_a_biased_candidate_is_rejected_and_a_fair_one_becomes_champion(lifecycl
     assert promoted.tags["fairway.candidate"] in ("reweighing", "exponentiated_gradient")
     assert promoted.tags["fairway.approval.approver"] == "policy:auto"
     assert promoted.tags["fairway.approval.evidence_sha256"] == promoted.tags["fairway.gate_report_sha256"]
-    assert promoted.tags["fairway.bento"].startswith("fairway_credit_risk:")
+    assert promoted.tags["fairway.bento"].startswith("fairway_credit_risk:mlflow-v2-")  # as `bentoml list` shows
 
     import bentoml
 
