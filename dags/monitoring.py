@@ -7,12 +7,15 @@
 2. **check_outcomes** — the decisions whose outcomes are known by now (the month minus the label delay):
    AUC and accuracy of the recorded scores, holisticai fairness metrics per protected group of the recorded
    decisions, checked against the gate's thresholds.
-3. **record_month** — summary, history row (`history.csv`), trend plot and `index.html` under
+3. **publish_to_evidently** — the month in Evidently's UI: the drift snapshot and the decline rate per protected
+   group, into the use case's project of the Evidently workspace (`reports/evidently`, or FAIRWAY_EVIDENTLY_URL),
+   where the dashboard shows them by month (`evidently ui --workspace $FAIRWAY_HOME/reports/evidently`).
+4. **record_month** — summary, history row (`history.csv`), trend plot and `index.html` under
    `reports/<usecase>/monitoring/`, and an MLflow run in `fairway-<usecase>-monitoring`.
-4. **needs_retraining** → **request_retraining** — only when the month drifted or the judged decisions broke
+5. **needs_retraining** → **request_retraining** — only when the month drifted or the judged decisions broke
    the fairness thresholds or the minimum AUC: emits `fairway_retraining_request` with the reasons, which
    schedules `training`; the new candidate goes through `fairness_gate` and its approval.
-5. **escalate** → **notify_alerts** — alerts (fairway.escalation) when the judged AUC or accuracy falls more than
+6. **escalate** → **notify_alerts** — alerts (fairway.escalation) when the judged AUC or accuracy falls more than
    `monitoring.escalation`'s margin below the scoring version's documented level, or a protected group's decline
    rate moves beyond the gate's bounds; each alert is kept once per month and kind under
    `reports/<usecase>/monitoring/alerts/`, and sent to the deployment's notification channels.
@@ -75,6 +78,12 @@ def monitoring() -> None:
         return check_outcomes(month["usecase"], month["month"])
 
     @task
+    def publish_to_evidently(month: dict[str, str], drift: dict[str, Any]) -> dict[str, Any]:
+        from fairway.monitoring import publish_month
+
+        return publish_month(month["usecase"], drift["month"])
+
+    @task
     def record_month(
         month: dict[str, str], drift: dict[str, Any], outcomes: dict[str, Any], run_id: str | None = None
     ) -> dict[str, Any]:
@@ -100,7 +109,9 @@ def monitoring() -> None:
         return escalate_month(verdict["usecase"], month["month"])
 
     month = target()
-    verdict = record_month(month, check_drift(month), check_outcomes(month))
+    drift = check_drift(month)
+    publish_to_evidently(month, drift)
+    verdict = record_month(month, drift, check_outcomes(month))
     needs_retraining(verdict) >> request_retraining(verdict)
     notify_alerts(escalate(month, verdict))
 

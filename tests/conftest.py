@@ -26,6 +26,7 @@ os.environ["FAIRWAY_HOME"] = str(_ROOT / "home")
 os.environ["BENTOML_HOME"] = str(_ROOT / "bentoml")
 os.environ.pop("FAIRWAY_USECASE", None)
 os.environ.pop("FAIRWAY_USECASES_DIR", None)
+os.environ.pop("FAIRWAY_EVIDENTLY_URL", None)
 
 SMALL = {"customers": 400, "n_months": 4, "seed": 7, "drift_month": 3}
 

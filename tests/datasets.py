@@ -11,6 +11,7 @@ timestamp and generated ids.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,3 +103,24 @@ def census_like(rows: int = 45_000, seed: int = 0, *, gap: float = 1.0, leaky: b
 def write_census_like(path: Path, rows: int = 45_000, seed: int = 0, **options: object) -> Path:
     census_like(rows, seed, **options).to_csv(path, index=False)  # type: ignore[arg-type]
     return path
+
+
+def credit_portfolio(uc: Any, rows: int, seed: int) -> pd.DataFrame:
+    """The default use case's model inputs, drawn independently per column (no customer behind a row), and a
+    uniform `score`: a drift report's input whose every shift is the one a test makes."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "income": rng.lognormal(7.8, 0.4, rows),
+        "debt_ratio": rng.uniform(0, 1, rows),
+        "credit_amount": rng.lognormal(9, 0.8, rows),
+        "loan_duration_months": rng.integers(12, 360, rows),
+        "late_payments_12m": rng.integers(0, 4, rows),
+        "savings_balance": rng.lognormal(8, 1, rows),
+        "tenure_months": rng.integers(0, 300, rows),
+        "employment_type": rng.choice(["permanent", "temporary", "self_employed"], rows),
+        "housing": rng.choice(["own", "rent", "family"], rows),
+        "residential_area": rng.choice(["north", "south", "east", "west", "centre"], rows),
+    })  # fmt: skip
+    assert list(frame.columns) == uc.model_inputs
+    frame["score"] = rng.uniform(0, 1, rows)
+    return frame

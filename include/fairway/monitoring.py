@@ -14,9 +14,10 @@ For month M (after its batch inference):
   fairness metrics per protected group on the recorded decisions (protected attributes through the
   fairness-audit feature service, joined by the pseudonymised subject key).
 
-Everything lands under FAIRWAY_HOME/reports/<usecase>/monitoring: `<M>/` (drift.html, drift.json, outcomes.json,
-fairness_by_group.csv/.png, summary.json), `history.csv` (one row per month), `trends.png` and `index.html`; each
-month is also an MLflow run in `fairway-<usecase>-monitoring`. The month asks for retraining when the data
+Everything lands under FAIRWAY_HOME/reports/<usecase>/monitoring: `<M>/` (drift.html, drift.json,
+drift.snapshot.json, outcomes.json, fairness_by_group.csv/.png, summary.json), `history.csv` (one row per month),
+`trends.png` and `index.html`; each month is also an MLflow run in `fairway-<usecase>-monitoring`, and two
+snapshots in the use case's Evidently project (drift; decline rate per protected group: `publish_month`). The month asks for retraining when the data
 drifts, or when the judged decisions break the gate's fairness thresholds (`drift.fairness_retrain_on_breach`)
 or its minimum AUC.
 """
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_SEED = 0
 SCORE = "score"
+DRIFT_SNAPSHOT = "drift.snapshot.json"
 FAIRNESS_RULES = (
     "disparate_impact",
     "statistical_parity_difference",
@@ -162,8 +164,12 @@ def drift_results(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return results
 
 
-def drift_report(uc: UseCase, reference: pd.DataFrame, current: pd.DataFrame, folder: Path) -> dict[str, Any]:
-    """Evidently drift of the model inputs and the score; writes drift.html and drift.json into `folder`."""
+def drift_report(
+    uc: UseCase, reference: pd.DataFrame, current: pd.DataFrame, folder: Path, labels: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Evidently drift of the model inputs and the score; writes drift.html, drift.json (the results) and
+    drift.snapshot.json (Evidently's snapshot: `Snapshot.load` reads it) into `folder`. `labels`: the snapshot's
+    timestamp, tags, metadata and name (Report.run's keywords)."""
     from evidently import Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
@@ -176,8 +182,10 @@ def drift_report(uc: UseCase, reference: pd.DataFrame, current: pd.DataFrame, fo
     snapshot = report.run(
         reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        **(labels or {}),
     )
     _write_atomic(folder / "drift.html", lambda tmp: snapshot.save_html(str(tmp)))
+    _write_atomic(folder / DRIFT_SNAPSHOT, lambda tmp: tmp.write_text(snapshot.dumps()))
     raw = snapshot.dict()
     _write_json(folder / "drift.json", raw)
     per_column = drift_results(raw)
@@ -198,6 +206,7 @@ def drift_report(uc: UseCase, reference: pd.DataFrame, current: pd.DataFrame, fo
 
 def check_drift(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     """Data and prediction drift of a scored month against its scoring version's training frame."""
+    from fairway import evidently_workspace
     from fairway.inference import ScoringError, month_inputs
     from fairway.records import pseudonymise
 
@@ -216,7 +225,8 @@ def check_drift(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
     if len(current) != len(records):
         raise MonitoringError(f"{month}: {len(records)} prediction records but {len(current)} match today's features")
     current = sample(current, uc.drift.sample_rows)
-    result = drift_report(uc, reference, current, month_dir(uc, month))
+    labels = evidently_workspace.run_labels(uc, month, version, evidently_workspace.DRIFT)
+    result = drift_report(uc, reference, current, month_dir(uc, month), labels)
     result.update(month=month, model_version=version, model_window_end=lineage["window_end"], rows_scored=len(records),
                   approval_rate=float((records["decision"] == "approve").mean()))  # fmt: skip
     log.info(
@@ -229,6 +239,55 @@ def check_drift(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
         ", ".join(result["drifted_columns"]) or "none",
     )
     return result
+
+
+# --- Evidently's UI ----------------------------------------------------------------------------------
+
+
+def month_decisions(uc: UseCase, month: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The month's recorded decisions, and beside them (same order) the customers' protected attributes as of
+    the month's end from the feature store's fairness_audit service."""
+    from fairway.features.retrieval import historical_features
+    from fairway.features.store import get_store
+    from fairway.inference import ScoringError, month_customers
+    from fairway.records import pseudonymise
+
+    records = scored_month(uc, month)
+    try:
+        rows = month_customers(uc, month)
+    except ScoringError as error:
+        raise MonitoringError(str(error)) from error
+    rows["subject"] = pseudonymise(rows[uc.entity.join_key])
+    frame = records[["subject", "decision"]].merge(rows, on="subject", how="inner", validate="one_to_one")
+    if len(frame) != len(records):
+        raise MonitoringError(f"{month}: {len(records)} prediction records, {len(frame)} of the month's customers")
+    key, ts = uc.entity.join_key, uc.event_timestamp
+    audit = historical_features(get_store(uc), uc, frame[[key, ts]], uc.service("fairness_audit").name)
+    return frame[["decision"]], audit[uc.protected_features]
+
+
+def publish_month(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
+    """The month in Evidently's UI: its drift snapshot (written by check_drift) and a snapshot of its decline rates
+    per protected group, into the use case's project (fairway.evidently_workspace), replacing a rerun's."""
+    from evidently.core.report import Snapshot
+
+    from fairway import evidently_workspace as ew
+
+    uc = resolve(usecase)
+    month = month_str(month)
+    path = month_dir(uc, month) / DRIFT_SNAPSHOT
+    if not path.is_file():
+        raise MonitoringError(f"{month} has no drift snapshot ({path}): run check_drift for it first")
+    drift = Snapshot.load(path)
+    decisions, attributes = month_decisions(uc, month)
+    version = scoring_version(scored_month(uc, month), month)
+    declines = ew.declines_report(uc, decisions["decision"], attributes, ew.run_labels(uc, month, version, ew.DECLINES))
+    published = ew.publish(uc, month, {ew.DRIFT: drift, ew.DECLINES: declines})
+    rates = ew.decline_rates(declines)
+    log.info("%s: snapshots in Evidently project %s at %s; decline rate %.3f overall, by group: %s", month,
+             published["project_id"], published["workspace"], rates.pop("all"),
+             ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))  # fmt: skip
+    return {**published, "month": month, "model_version": version}
 
 
 # --- outcomes ----------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ asks this module, which reads the deployment's settings (and nothing else):
 | notification webhook (POST JSON) | FAIRWAY_NOTIFY_WEBHOOK_URL | none: no webhook |
 | the webhook's bearer token | FAIRWAY_NOTIFY_WEBHOOK_TOKEN | none |
 | the Airflow UI's address in notification links | FAIRWAY_AIRFLOW_URL | AIRFLOW__API__BASE_URL, else http://localhost:8080 |
+| the Evidently workspace monitoring publishes to | FAIRWAY_EVIDENTLY_URL (an `evidently ui` server) | the folder FAIRWAY_HOME/reports/evidently |
+| that server's write secret (`evidently ui --secret`) | FAIRWAY_EVIDENTLY_SECRET | none |
 
 A value that still holds the `CHANGE-ME` placeholder of `.env.example` is refused (SettingsError), so a service
 never starts on a published example secret.
@@ -183,3 +185,22 @@ def airflow_url() -> str:
     """The Airflow UI's base address for links (FAIRWAY_AIRFLOW_URL, else Airflow's [api] base_url from
     AIRFLOW__API__BASE_URL, else http://localhost:8080), without a trailing slash."""
     return (env("FAIRWAY_AIRFLOW_URL") or env("AIRFLOW__API__BASE_URL") or DEFAULT_AIRFLOW_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class EvidentlyTarget:
+    """Where monitoring writes its Evidently snapshots: a workspace folder, or an `evidently ui` server."""
+
+    folder: Path
+    url: str | None
+    secret: str | None
+
+
+def evidently() -> EvidentlyTarget:
+    """FAIRWAY_EVIDENTLY_URL (with FAIRWAY_EVIDENTLY_SECRET) when set, else the folder FAIRWAY_HOME/reports/evidently
+    (what `evidently ui --workspace` serves)."""
+    url = env("FAIRWAY_EVIDENTLY_URL")
+    if url and not url.startswith(("http://", "https://")):
+        raise SettingsError(f"FAIRWAY_EVIDENTLY_URL must be an http(s) URL, not {url!r}")
+    return EvidentlyTarget(home() / "reports" / "evidently", url.rstrip("/") if url else None,
+                           env("FAIRWAY_EVIDENTLY_SECRET"))  # fmt: skip

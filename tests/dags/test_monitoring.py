@@ -179,3 +179,39 @@ def test_cli_prints_the_history(monitored, monkeypatch, capsys) -> None:
     assert main(["monitoring", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["month"] for r in rows] == MONTHS
+
+
+def test_every_month_is_in_evidently_s_ui(monitored, monkeypatch) -> None:
+    """publish_to_evidently put each month's drift and declines into the use case's project of the local workspace;
+    a real `evidently ui` over that folder plots the drift share of the summaries and the decline rates per group
+    recomputed from the raw snapshots and the decision records."""
+    from fairway import evidently_workspace as ew
+    from tests.evidently_ui import dashboard, evidently_ui, panel_series, projects
+
+    monkeypatch.setenv("FAIRWAY_HOME", str(monitored["home"]))
+    uc = monitored["uc"]
+    for month in MONTHS:
+        assert monitored["states"][month]["publish_to_evidently"] == "success"
+    expected: dict[str, dict[str, float]] = {}
+    for month in MONTHS:
+        snapshots, _ = read_month(uc, month)
+        snapshots["subject"] = pseudonymise(snapshots["customer_id"])
+        joined = pd.read_parquet(prediction_partition(uc, month)).merge(snapshots, on="subject")
+        declined = joined["decision"] != "approve"
+        expected[month] = {"sex=female": declined[joined["sex"] == "female"].mean(),
+                           "sex=male": declined[joined["sex"] == "male"].mean(),
+                           "age=under_30": declined[joined["age"] < 30].mean(),
+                           "age=30_and_over": declined[joined["age"] >= 30].mean(),
+                           "citizenship=foreign": declined[joined["citizenship"] == "foreign"].mean(),
+                           "all": declined.mean()}  # fmt: skip
+    pid = str(ew.project_id(uc))
+    with evidently_ui(ew.workspace_path()) as url:
+        assert [p["id"] for p in projects(url)] == [pid]
+        plotted = {p["title"]: panel_series(url, pid, p) for p in dashboard(url, pid)["panels"]}
+    share = plotted["Share of drifted model inputs"]["drift share"]
+    assert share == pytest.approx({m: _summary(uc, m)["drift"]["drift_share"] for m in MONTHS})
+    assert plotted["Decline rate, all decisions"]["all"] == pytest.approx({m: expected[m]["all"] for m in MONTHS})
+    for attribute, group in [("sex", "female"), ("sex", "male"), ("age", "under_30"), ("age", "30_and_over"),
+                             ("citizenship", "foreign")]:  # fmt: skip
+        by_month = plotted[f"Decline rate by {attribute}"][group]
+        assert by_month == pytest.approx({m: expected[m][f"{attribute}={group}"] for m in MONTHS}), (attribute, group)

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from fairway import monitoring
-
-
-def _portfolio(uc, rows: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "income": rng.lognormal(7.8, 0.4, rows),
-        "debt_ratio": rng.uniform(0, 1, rows),
-        "credit_amount": rng.lognormal(9, 0.8, rows),
-        "loan_duration_months": rng.integers(12, 360, rows),
-        "late_payments_12m": rng.integers(0, 4, rows),
-        "savings_balance": rng.lognormal(8, 1, rows),
-        "tenure_months": rng.integers(0, 300, rows),
-        "employment_type": rng.choice(["permanent", "temporary", "self_employed"], rows),
-        "housing": rng.choice(["own", "rent", "family"], rows),
-        "residential_area": rng.choice(["north", "south", "east", "west", "centre"], rows),
-    })  # fmt: skip
-    frame[monitoring.SCORE] = rng.uniform(0, 1, rows)
-    assert list(frame.columns[:-1]) == uc.model_inputs
-    return frame
+from tests.datasets import credit_portfolio
 
 
 @pytest.mark.parametrize(("rows", "method"), [(400, "p_value"), (5000, "distance")])
 def test_drift_report_flags_the_shifted_input_in_both_regimes(usecase, tmp_path, rows, method) -> None:
     """Up to 1,000 rows Evidently tests (drift when p < threshold), above it measures distances (drift when
     distance >= threshold): the reading of its results must get both right."""
-    reference = _portfolio(usecase, rows, seed=1)
-    current = _portfolio(usecase, rows, seed=1).sample(frac=1.0, random_state=2)  # same people, other order
+    reference = credit_portfolio(usecase, rows, seed=1)
+    current = credit_portfolio(usecase, rows, seed=1).sample(frac=1.0, random_state=2)  # same people, other order
     current["income"] *= 0.6
     result = monitoring.drift_report(usecase, reference, current, tmp_path)
     assert result["drifted_columns"] == ["income"]
