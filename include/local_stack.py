@@ -17,7 +17,8 @@
 
 Both: the api-server on http://127.0.0.1:${AIRFLOW_PORT:-8080} (user `admin`, password in
 $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated), MLflow on http://127.0.0.1:${MLFLOW_PORT:-5000},
-the BentoML service of the champion (when there is one) on http://127.0.0.1:${SERVICE_PORT:-3000}; the
+the BentoML service of the champion (when there is one) on http://127.0.0.1:${SERVICE_PORT:-3000}, Evidently's
+UI over the monitoring's workspace (FAIRWAY_HOME/reports/evidently) on http://127.0.0.1:${EVIDENTLY_PORT:-8000}; the
 asset-scheduled DAGs (training, fairness_gate, monitoring) unpaused. FAIRWAY_HOME is shared by every process
 (in a real deployment: shared storage). `FAIRWAY_HOME/run/stack.env` (mode 0600) holds the variables to
 `source` to use the running stack with `airflow`, `fairway`, `feast` or `mlflow` on the command line.
@@ -80,7 +81,7 @@ def stack_env_file() -> Path:
 
 def ports() -> dict[str, int]:
     return {"airflow": int(os.environ.get("AIRFLOW_PORT", 8080)), "mlflow": int(os.environ.get("MLFLOW_PORT", 5000)),
-            "service": int(os.environ.get("SERVICE_PORT", 3000)),
+            "service": int(os.environ.get("SERVICE_PORT", 3000)), "evidently": int(os.environ.get("EVIDENTLY_PORT", 8000)),
             "postgres": int(os.environ.get("POSTGRES_PORT", 5432)), "redis": int(os.environ.get("REDIS_PORT", 6379))}  # fmt: skip
 
 
@@ -135,9 +136,11 @@ def stack_settings(executor: str) -> dict[str, str]:
         "AIRFLOW_PORT": str(p["airflow"]),
         "MLFLOW_PORT": str(p["mlflow"]),
         "SERVICE_PORT": str(p["service"]),
+        "EVIDENTLY_PORT": str(p["evidently"]),
         "AIRFLOW_URL": f"http://127.0.0.1:{p['airflow']}",
         "MLFLOW_URL": f"http://127.0.0.1:{p['mlflow']}",
         "SERVICE_URL": f"http://127.0.0.1:{p['service']}",
+        "EVIDENTLY_URL": f"http://127.0.0.1:{p['evidently']}",
     }
     if os.environ.get("FAIRWAY_USECASE"):
         settings["FAIRWAY_USECASE"] = os.environ["FAIRWAY_USECASE"]
@@ -422,7 +425,7 @@ def running_executor() -> str | None:
 
 def components() -> list[str]:
     """Every component name `up` may have started (and any other record under run/), in start order."""
-    names = ["postgres", "redis", "mlflow", "airflow", *AIRFLOW_CELERY]
+    names = ["postgres", "redis", "mlflow", "evidently", "airflow", *AIRFLOW_CELERY]
     names += sorted((p.stem for p in run_dir().glob("worker-*.json")), key=lambda n: int(n.split("-")[1]))
     names += ["service"]
     return names + sorted(
@@ -528,6 +531,12 @@ def up(executor: str) -> None:
     mlflow = spawn("mlflow", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(p["mlflow"]),
                               "--workers", "1", "--artifacts-destination", str(home() / "mlflow" / "artifacts")],
                    mlflow_where, mlflow_env, port=p["mlflow"])  # fmt: skip
+    # Evidently's UI over the workspace monitoring writes into (its folder watcher picks up every new snapshot)
+    workspace = home() / "reports" / "evidently"
+    workspace.mkdir(parents=True, exist_ok=True)
+    evidently = spawn("evidently", [str(BIN / "evidently"), "ui", "--workspace", str(workspace), "--host", "127.0.0.1",
+                                    "--port", str(p["evidently"])],
+                      f"{env['EVIDENTLY_URL']} (workspace {workspace})", env, port=p["evidently"])  # fmt: skip
     if executor == "celery":
         up_airflow_celery(env)
     else:
@@ -535,13 +544,15 @@ def up(executor: str) -> None:
               lambda: http_ok(f"{env['AIRFLOW_URL']}/api/v2/monitor/health"),
               f"{env['AIRFLOW_URL']} (standalone: LocalExecutor on SQLite)", env, port=p["airflow"])  # fmt: skip
     await_up("mlflow", mlflow, lambda: http_ok(f"http://127.0.0.1:{p['mlflow']}/health"), mlflow_where)
+    await_up("evidently", evidently, lambda: http_ok(f"{env['EVIDENTLY_URL']}/api/version"),
+             f"{env['EVIDENTLY_URL']} (workspace {workspace})")  # fmt: skip
     unpause(ASSET_SCHEDULED, env)
     print(f"  paused (monthly): {', '.join(MONTHLY)}: backfill, then `airflow dags unpause <dag>` "
           "(unpaused now, each would run the latest month before its data is there)", flush=True)
     start_service(env)
     passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
     print(f"Airflow UI {env['AIRFLOW_URL']} (user admin, password in {passwords}); Fairway view at /plugin/fairway; "
-          f"MLflow UI {env['MLFLOW_URL']}.\nUse it from a shell: source {stack_env}\n`make down` stops everything.")  # fmt: skip
+          f"MLflow UI {env['MLFLOW_URL']}; Evidently UI {env['EVIDENTLY_URL']}.\nUse it from a shell: source {stack_env}\n`make down` stops everything.")  # fmt: skip
 
 
 def down() -> int:

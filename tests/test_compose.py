@@ -85,7 +85,8 @@ def test_the_validation_catches_mistakes() -> None:
 def test_the_stack_has_its_services_with_healthchecks() -> None:
     services = load("docker-compose.yaml")[0]["services"]
     assert set(services) == {"postgres", "redis", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-                             "airflow-dag-processor", "airflow-triggerer", "service", "prometheus", "grafana"}  # fmt: skip
+                             "airflow-dag-processor", "airflow-triggerer", "service", "evidently", "prometheus",
+                             "grafana"}  # fmt: skip
     for name, service in services.items():
         if name != "airflow-init":  # one-shot
             assert "healthcheck" in service, name
@@ -199,7 +200,7 @@ def test_every_published_port_binds_localhost_by_default(overlay) -> None:
     merged = services(*overlay)
     assert "FAIRWAY_BIND_ADDRESS" not in env_example()  # the default applies
     published = {name: published_addresses(s) for name, s in merged.items() if s.get("ports")}
-    assert set(published) == {"mlflow", "airflow-apiserver", "service", "grafana"}  # Prometheus: internal only
+    assert set(published) == {"mlflow", "airflow-apiserver", "service", "evidently", "grafana"}  # Prometheus: internal
     for name, addresses in published.items():
         assert set(addresses) <= LOCAL, (name, addresses)
     assert not any(s.get("network_mode") == "host" for s in merged.values())
@@ -366,8 +367,11 @@ def test_the_pseudonym_key_comes_from_the_deployment_and_no_key_file_is_made(fil
     from fairway import settings
 
     raw, interpolated = services(*files, raw=True), services(*files)
-    fairway = [name for name, service in interpolated.items() if service.get("image") == "fairway:latest"]
+    # the image's Evidently UI runs no Fairway code: it gets its own secret and none of Fairway's
+    fairway = [name for name, service in interpolated.items()
+               if service.get("image") == "fairway:latest" and service["command"][0] != "evidently"]  # fmt: skip
     assert {"airflow-scheduler", "service"} <= set(fairway), fairway
+    assert set(interpolated["evidently"]["environment"]) == {"EVIDENTLY_SECRET", "DO_NOT_TRACK"}
     for name in fairway:
         environment = interpolated[name]["environment"]
         assert raw[name]["environment"]["FAIRWAY_PSEUDONYM_KEY"].startswith("${FAIRWAY_PSEUDONYM_KEY:?"), name

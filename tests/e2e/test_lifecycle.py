@@ -82,7 +82,7 @@ def run(request):  # noqa: ANN201
     root.chmod(0o755)
     home = root / "home"
     ports = {name: free_port() for name in
-             ("AIRFLOW_PORT", "MLFLOW_PORT", "SERVICE_PORT", "POSTGRES_PORT", "REDIS_PORT")}  # fmt: skip
+             ("AIRFLOW_PORT", "MLFLOW_PORT", "SERVICE_PORT", "EVIDENTLY_PORT", "POSTGRES_PORT", "REDIS_PORT")}  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in INHERITED}
     # the log servers too (fixed ports by default: 8793, 8794), so that a stack already running here is no obstacle
     ports.update({"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": free_port(),
@@ -201,6 +201,25 @@ def test_monitoring_reports_and_the_retraining_request(run) -> None:
     for month in run["scored"]:
         assert (folder / month / "drift.html").stat().st_size > 10_000
     assert (folder / "index.html").is_file()
+
+
+def test_the_stacks_evidently_ui_shows_every_monitored_month(run) -> None:
+    """`make up`'s Evidently UI was running while the monitoring tasks wrote their snapshots: its own watcher took
+    them in (nothing reloaded by hand), and the dashboard's drift-share line has a point per scored month equal to
+    the history's."""
+    from fairway.config import load_usecase
+    from fairway.evidently_workspace import project_id
+    from tests.evidently_ui import dashboard, panel_series, projects
+
+    url = run["stack"].env["EVIDENTLY_URL"]
+    history = pd.read_csv(run["home"] / "reports" / USECASE / "monitoring" / "history.csv", dtype={"month": str})
+    pid = str(project_id(load_usecase(USECASE)))
+    assert [p["id"] for p in projects(url)] == [pid]
+    panels = {p["title"]: p for p in dashboard(url, pid)["panels"]}
+    share = panel_series(url, pid, panels["Share of drifted model inputs"])["drift share"]
+    assert share == pytest.approx(dict(zip(history["month"], history["drift_share"], strict=True)))
+    by_sex = panel_series(url, pid, panels["Decline rate by sex"])
+    assert set(by_sex) == {"female", "male"} and all(set(v) == set(run["scored"]) for v in by_sex.values())
 
 
 def test_the_service_followed_the_retrained_champion_without_a_restart(run) -> None:
