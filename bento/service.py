@@ -263,9 +263,12 @@ def _replace_answer(status: int, body: dict[str, Any]) -> None:
         failure["answer"] = (status, body)
 
 
-async def _respond(send: Any, status: int, body: dict[str, Any]) -> None:
+async def _respond(send: Any, status: int, body: dict[str, Any], allow: str | None = None) -> None:
+    """A JSON answer; `allow`: the methods a 405 names in its Allow header (RFC 9110)."""
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if allow:
+        headers.append((b"allow", allow.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -300,12 +303,12 @@ class RequestGuard:
             return await _respond(send, 200, openapi())
         if path == "/model":
             if method != "GET":
-                return await _respond(send, 405, {"error": "use GET /model"})
+                return await _respond(send, 405, {"error": "use GET /model"}, allow="GET")
             return await _respond(send, 200, model_info())
         if path not in FIELDS:
             return await self.app(scope, receive, send)
         if method != "POST":
-            return await _respond(send, 405, {"error": f"use POST {path}"})
+            return await _respond(send, 405, {"error": f"use POST {path}"}, allow="POST")
         headers = dict(scope["headers"])
         media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
         if media != b"application/json":

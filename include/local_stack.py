@@ -536,7 +536,8 @@ def up(executor: str) -> None:
     workspace.mkdir(parents=True, exist_ok=True)
     evidently = spawn("evidently", [str(BIN / "evidently"), "ui", "--workspace", str(workspace), "--host", "127.0.0.1",
                                     "--port", str(p["evidently"])],
-                      f"{env['EVIDENTLY_URL']} (workspace {workspace})", env, port=p["evidently"])  # fmt: skip
+                      f"{env['EVIDENTLY_URL']} (workspace {workspace})", {**env, "DO_NOT_TRACK": "1"},
+                      port=p["evidently"])  # fmt: skip
     if executor == "celery":
         up_airflow_celery(env)
     else:

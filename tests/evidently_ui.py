@@ -39,7 +39,8 @@ def evidently_ui(workspace: Path, timeout: float = 120) -> Iterator[str]:
     with open(log, "wb") as out:
         process = subprocess.Popen([str(PROJECT / ".venv" / "bin" / "evidently"), "ui", "--workspace", str(workspace),
                                     "--host", "127.0.0.1", "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, cwd=workspace.parent, start_new_session=True)  # fmt: skip
+                                   stdout=out, stderr=subprocess.STDOUT, cwd=workspace.parent, start_new_session=True,
+                                   env={**os.environ, "DO_NOT_TRACK": "1"})  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

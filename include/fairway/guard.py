@@ -145,6 +145,10 @@ def documented_openapi(spec: dict[str, Any], meta: dict[str, Any], apis: dict[st
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/FairwayError"}}}
     for path, statuses in apis.items():
         operation = spec["paths"][path]["post"]
+        if "requestBody" in operation:
+            operation["requestBody"]["required"] = True  # no body: 400, as for any body that is not JSON
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            _closed(media.get("schema", {}), spec["components"]["schemas"])
         operation["responses"] = {"200": operation["responses"]["200"],
                                   **{str(s): {"description": ERRORS[s], "content": error} for s in sorted(statuses)}}
         operation["parameters"] = [*operation.get("parameters", []), *HEADERS]  # fmt: skip
@@ -157,6 +161,29 @@ def documented_openapi(spec: dict[str, Any], meta: dict[str, Any], apis: dict[st
                       "401": {"description": ERRORS[401], "content": error}},
     }}  # fmt: skip
     return _nullable(spec)
+
+
+def _closed(node: Any, schemas: dict[str, Any], seen: set[str] | None = None) -> None:
+    """What the service refuses, declared: every object of a request body (and the component schemas it refers
+    to) takes no other properties than its own (`additionalProperties: false`)."""
+    seen = set() if seen is None else seen
+    if isinstance(node, list):
+        for item in node:
+            _closed(item, schemas, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[1]
+        if name not in seen and name in schemas:
+            seen.add(name)
+            _closed(schemas[name], schemas, seen)
+        return
+    if node.get("type") == "object" and "properties" in node:
+        node["additionalProperties"] = False
+    for value in node.values():
+        _closed(value, schemas, seen)
 
 
 def _nullable(node: Any) -> Any:
