@@ -66,6 +66,8 @@ from typing import Any, Literal
 import bentoml
 from pydantic import BaseModel, Field
 
+# in a bento, `fairway` is the package it carries (src/fairway), which finds the carried feature repo and use-case
+# config beside it (fairway.config, fairway.packaging.build_context)
 from fairway.guard import BadRequest, documented_openapi, parse_json, repeated_header, request_id_problem
 from fairway.serving import applicant_model
 

@@ -329,10 +329,14 @@ def parse_usecase(data: Any, source: str = "<config>") -> UseCase:
 
 
 def usecase_dirs() -> list[Path]:
-    """Where use-case files are looked up: $FAIRWAY_USECASES_DIR, FAIRWAY_HOME/usecases, then the built-ins."""
+    """Where use-case files are looked up: $FAIRWAY_USECASES_DIR, the config a bento carries beside this package
+    (CARRIED_USECASES_DIR, present only in a bento: the service serves with the config it was packaged with),
+    FAIRWAY_HOME/usecases, then the built-ins."""
     dirs = []
     if os.environ.get("FAIRWAY_USECASES_DIR"):
         dirs.append(Path(os.environ["FAIRWAY_USECASES_DIR"]))
+    if CARRIED_USECASES_DIR.is_dir():
+        dirs.append(CARRIED_USECASES_DIR)
     dirs.append(paths().home / "usecases")
     dirs.append(BUILTIN_USECASES_DIR)
     return dirs
@@ -436,7 +440,13 @@ def paths() -> Paths:
 
 
 PROJECT_DIR = PACKAGE_DIR.parent.parent
-FEATURE_REPO_DIR = Path(os.environ.get("FAIRWAY_FEATURE_REPO", PROJECT_DIR / "feature_repo"))
+# a bento carries the feature repo and the use case's config beside the package (fairway.packaging.build_context)
+CARRIED_USECASES_DIR = PACKAGE_DIR.parent / "usecases"
+_CARRIED_REPO = PACKAGE_DIR.parent / "feature_repo"
+FEATURE_REPO_DIR = Path(os.environ.get("FAIRWAY_FEATURE_REPO") or (
+    _CARRIED_REPO if _CARRIED_REPO.is_dir() and not (PROJECT_DIR / "feature_repo").is_dir()
+    else PROJECT_DIR / "feature_repo"
+))  # fmt: skip
 
 
 def month_str(value: Any) -> str:

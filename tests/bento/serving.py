@@ -30,16 +30,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(bento: str, timeout: float = 90) -> Iterator[str]:
-    """Yield the base URL of `bentoml serve <bento>` once /readyz answers 200; kill the process group after."""
+def served(bento: str, timeout: float = 90, bentoml: str | None = None, env: dict[str, str] | None = None,
+           cwd: Path | None = None) -> Iterator[str]:  # fmt: skip
+    """Yield the base URL of `bentoml serve <bento>` once /readyz answers 200; kill the process group after.
+    `bentoml`: another environment's command; `env`: the service's whole environment (default: this one's)."""
     port = free_port()
-    bentoml = str(Path(sys.executable).parent / "bentoml")
+    bentoml = bentoml or str(Path(sys.executable).parent / "bentoml")
     logs = Path(os.environ.get("BENTOML_HOME", ".")) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = open(logs / f"serve-{port}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [bentoml, "serve", bento, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"},
+        [bentoml, "serve", bento, "--host", "127.0.0.1", "--port", str(port)], cwd=cwd,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**(os.environ if env is None else env), "BENTOML_DO_NOT_TRACK": "true"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

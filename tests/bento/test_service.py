@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import re
 import subprocess
 import sys
@@ -281,6 +282,40 @@ def test_schemathesis_with_every_check_finds_nothing(service, path) -> None:
     assert counted, run.stdout[-3000:]
     generated, passed = int(counted[1]), int(counted[2])
     assert generated >= 1000 and passed == generated, run.stdout[-3000:]
+
+
+def test_the_bento_runs_from_a_fresh_environment_of_its_own_requirements(service, tmp_path) -> None:
+    """The bento carries the `fairway` package, the feature repo and the use-case config: a new virtual environment
+    made from the bento's requirements file alone (no `fairway` distribution in it, no checkout on its path)
+    serves it from another directory, with only the stores' locations in its environment, and /predict answers
+    from the online store and records the decision."""
+    import bentoml
+
+    path = Path(bentoml.get(service["bento"]).path)
+    assert {"service.py", "fairway", "feature_repo", "usecases"} <= {p.name for p in (path / "src").iterdir()}
+    assert (path / "src" / "usecases" / "credit_risk.yaml").is_file()
+    assert (path / "src" / "feature_repo" / "feature_store.production.yaml").is_file()
+    requirements = path / "env" / "python" / "requirements.txt"
+    pins = requirements.read_text().split()
+    assert all("==" in p for p in pins) and f"bentoml=={bentoml.__version__}" in pins
+    assert not [p for p in pins if p.startswith(("apache-airflow", "holisticai", "fairway"))]
+    venv, uv = tmp_path / "bento-venv", str(Path(sys.executable).parent / "uv")
+    python = str(venv / "bin" / "python")
+    subprocess.run([uv, "venv", "--quiet", "--python", sys._base_executable, str(venv)], check=True, timeout=120)
+    installed = subprocess.run([uv, "pip", "install", "--quiet", "--python", python, "-r", str(requirements)],
+                               capture_output=True, text=True, timeout=1200)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert subprocess.run([uv, "pip", "show", "--python", python, "fairway"], capture_output=True).returncode != 0
+    stores = ("FAIRWAY_HOME", "BENTOML_HOME", "MLFLOW_TRACKING_URI", "FAIRWAY_PSEUDONYM_KEY")
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), **{k: os.environ[k] for k in stores}}
+    before = _rows(service)
+    with served(service["bento"], timeout=180, bentoml=str(venv / "bin" / "bentoml"), env=env, cwd=tmp_path) as url:
+        answer = httpx.post(f"{url}/predict", json={"customer_id": service["customer"]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == service["version"]
+        title = httpx.get(f"{url}/docs.json", timeout=20).json()["info"]["title"]
+        assert f"version {service['version']}" in title
+    assert _rows(service) == before + 1
 
 
 def test_with_an_api_key_only_requests_that_carry_it_are_answered(service, monkeypatch) -> None:
