@@ -8,10 +8,12 @@ which is used for evaluation only (GDPR Art. 5(1)(c), AI Act Art. 10(5)).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from feast import FeatureStore
+from typing import TYPE_CHECKING
 
 from fairway.config import UseCase, resolve
+
+if TYPE_CHECKING:  # feast costs seconds to import: only the functions that use it import it
+    from feast import FeatureStore
 
 CATALOGUE_COLUMNS = ["feature", "view", "dtype", "personal_data", "protected", "proxy_risk", "legal_basis",
                      "retention_months", "justification", "services"]  # fmt: skip

@@ -11,14 +11,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from feast import FeatureStore
 
 from fairway.config import UseCase, month_str, paths
 from fairway.data import missing_as_nan
+
+if TYPE_CHECKING:  # feast costs seconds to import: only the functions that use it import it
+    from feast import FeatureStore
 
 FEAST_EVENT_TIMESTAMP = "event_timestamp"
 

@@ -16,15 +16,17 @@ import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
-from feast import FeatureStore
 
 from fairway.config import FEATURE_REPO_DIR, UseCase, month_str, paths, resolve
 from fairway.data import ValidatedMonth, month_bounds, to_arrow, validate_month, write_parquet_atomic
 from fairway.erasures import erased_hashes, without_erased
+
+if TYPE_CHECKING:  # feast costs seconds to import: only the functions that use it import it
+    from feast import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ def feature_store_yaml(choice: str | None = None) -> Path:
 
 
 def get_store(uc: UseCase) -> FeatureStore:
+    from feast import FeatureStore
+
     set_environment(uc)
     return FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=feature_store_yaml())
 
