@@ -268,15 +268,16 @@ def test_metrics_and_every_dashboard_query_against_a_real_scrape(service) -> Non
 
 
 @pytest.mark.parametrize("path", ["/predict", "/predict_features"])
-def test_schemathesis_with_every_check_finds_nothing(service, path) -> None:
+def test_schemathesis_with_every_check_finds_nothing(service, path, tmp_path) -> None:
     """`st run --checks all` against the service's own OpenAPI document: at least 1,000 generated cases for the
     endpoint (its coverage and fuzzing phases, valid and invalid bodies, headers, other methods), and not one
     breaks a check (no 5xx; status, headers, content type and body as declared; what the schema allows is
-    accepted, what it forbids refused; 405s name the allowed method). A fixed seed: a failure reproduces."""
+    accepted, what it forbids refused; 405s name the allowed method). A fixed seed: a failure reproduces. Run in
+    a temporary directory, where `st` keeps its cache."""
     st = str(Path(sys.executable).parent / "st")
     run = subprocess.run([st, "run", f"{service['url']}/docs.json", "--checks", "all", "--max-examples", "1000",
                           "--include-path", path, "--suppress-health-check", "all", "--seed", "20261203",
-                          "--no-color"], capture_output=True, text=True, timeout=900)  # fmt: skip
+                          "--no-color"], capture_output=True, text=True, timeout=900, cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
     counted = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert counted, run.stdout[-3000:]
