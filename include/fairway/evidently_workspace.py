@@ -206,7 +206,7 @@ def snapshot_metadata(workspace: Any, pid: uuid.UUID) -> list[tuple[uuid.UUID, d
     from evidently.ui.workspace import RemoteWorkspace
 
     if isinstance(workspace, RemoteWorkspace):
-        listed = workspace._request(f"/api/projects/{pid}/snapshots", "GET").json()  # noqa: SLF001 - the client's session and secret
+        listed = workspace._request(f"/api/projects/{pid}/snapshots", "GET").json()  # the SDK client carries its session and secret
         return [(uuid.UUID(s["id"]), dict(s.get("metadata") or {})) for s in listed]
     runs = [(sid, workspace.get_run(pid, sid)) for sid in workspace.list_runs(pid)]
     return [(sid, dict(run.metadata)) for sid, run in runs if run is not None]
@@ -216,7 +216,7 @@ def delete_snapshot(workspace: Any, pid: uuid.UUID, snapshot_id: uuid.UUID) -> N
     from evidently.ui.workspace import RemoteWorkspace
 
     if isinstance(workspace, RemoteWorkspace):
-        workspace._request(f"/api/projects/{pid}/{snapshot_id}", "DELETE")  # noqa: SLF001 - see snapshot_metadata
+        workspace._request(f"/api/projects/{pid}/{snapshot_id}", "DELETE")  # see snapshot_metadata
     else:
         workspace.delete_run(pid, snapshot_id)
 
