@@ -46,7 +46,7 @@ def target() -> str:
     from fairway import settings
 
     where = settings.evidently()
-    return where.url or str(workspace_path())
+    return where.url or str(where.folder)
 
 
 def project_id(uc: UseCase) -> uuid.UUID:

@@ -17,9 +17,9 @@ For month M (after its batch inference):
 Everything lands under FAIRWAY_HOME/reports/<usecase>/monitoring: `<M>/` (drift.html, drift.json,
 drift.snapshot.json, outcomes.json, fairness_by_group.csv/.png, summary.json), `history.csv` (one row per month),
 `trends.png` and `index.html`; each month is also an MLflow run in `fairway-<usecase>-monitoring`, and two
-snapshots in the use case's Evidently project (drift; decline rate per protected group: `publish_month`). The month asks for retraining when the data
-drifts, or when the judged decisions break the gate's fairness thresholds (`drift.fairness_retrain_on_breach`)
-or its minimum AUC.
+snapshots in the use case's Evidently project (drift; decline rate per protected group: `publish_month`). The
+month asks for retraining when the data drifts, or when the judged decisions break the gate's fairness thresholds
+(`drift.fairness_retrain_on_breach`) or its minimum AUC.
 """
 
 from __future__ import annotations
@@ -244,11 +244,20 @@ def check_drift(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
 # --- Evidently's UI ----------------------------------------------------------------------------------
 
 
-def month_decisions(uc: UseCase, month: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The month's recorded decisions, and beside them (same order) the customers' protected attributes as of
-    the month's end from the feature store's fairness_audit service."""
+def protected_attributes(uc: UseCase, rows: pd.DataFrame) -> pd.DataFrame:
+    """The protected attributes of the entity rows (key, timestamp) as of their timestamps, in their order, from
+    the feature store's fairness_audit service."""
     from fairway.features.retrieval import historical_features
     from fairway.features.store import get_store
+
+    key, ts = uc.entity.join_key, uc.event_timestamp
+    audit = historical_features(get_store(uc), uc, rows[[key, ts]], uc.service("fairness_audit").name)
+    return audit[uc.protected_features]
+
+
+def month_decisions(uc: UseCase, month: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The month's recorded decisions (decision, model_version), and beside them (same order) the customers'
+    protected attributes as of the month's end."""
     from fairway.inference import ScoringError, month_customers
     from fairway.records import pseudonymise
 
@@ -258,12 +267,11 @@ def month_decisions(uc: UseCase, month: str) -> tuple[pd.DataFrame, pd.DataFrame
     except ScoringError as error:
         raise MonitoringError(str(error)) from error
     rows["subject"] = pseudonymise(rows[uc.entity.join_key])
-    frame = records[["subject", "decision"]].merge(rows, on="subject", how="inner", validate="one_to_one")
+    frame = records[["subject", "decision", "model_version"]].merge(rows, on="subject", how="inner",
+                                                                validate="one_to_one")  # fmt: skip
     if len(frame) != len(records):
         raise MonitoringError(f"{month}: {len(records)} prediction records, {len(frame)} of the month's customers")
-    key, ts = uc.entity.join_key, uc.event_timestamp
-    audit = historical_features(get_store(uc), uc, frame[[key, ts]], uc.service("fairness_audit").name)
-    return frame[["decision"]], audit[uc.protected_features]
+    return frame[["decision", "model_version"]], protected_attributes(uc, frame)
 
 
 def publish_month(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
@@ -280,7 +288,7 @@ def publish_month(usecase: UseCase | str | None, month: str) -> dict[str, Any]:
         raise MonitoringError(f"{month} has no drift snapshot ({path}): run check_drift for it first")
     drift = Snapshot.load(path)
     decisions, attributes = month_decisions(uc, month)
-    version = scoring_version(scored_month(uc, month), month)
+    version = scoring_version(decisions, month)
     declines = ew.declines_report(uc, decisions["decision"], attributes, ew.run_labels(uc, month, version, ew.DECLINES))
     published = ew.publish(uc, month, {ew.DRIFT: drift, ew.DECLINES: declines})
     rates = ew.decline_rates(declines)
@@ -302,8 +310,6 @@ def outcome_frame(uc: UseCase, judged: str, known_by: str) -> pd.DataFrame | Non
     """The recorded predictions of month `judged` with their labels (as known by the end of `known_by`) and the
     customers' protected attributes as of the snapshot; None when that month was not scored."""
     from fairway.data import month_bounds
-    from fairway.features.retrieval import historical_features
-    from fairway.features.store import get_store
     from fairway.records import prediction_partition, pseudonymise
     from fairway.training import known_labels
 
@@ -319,8 +325,7 @@ def outcome_frame(uc: UseCase, judged: str, known_by: str) -> pd.DataFrame | Non
     labels["subject"] = pseudonymise(labels[key])
     frame = records.merge(labels[["subject", key, ts, uc.label.feature]], on="subject", how="inner",
                           validate="one_to_one")  # fmt: skip
-    audit = historical_features(get_store(uc), uc, frame[[key, ts]], uc.service("fairness_audit").name)
-    frame[uc.protected_features] = audit[uc.protected_features].to_numpy()
+    frame[uc.protected_features] = protected_attributes(uc, frame).to_numpy()
     return frame.drop(columns=[key])
 
 

@@ -34,8 +34,6 @@ from fairway import settings
 from fairway.config import FEATURE_REPO_DIR, PACKAGE_DIR, PROJECT_DIR, UseCase, resolve, usecase_file
 
 BENTO_DIR = PROJECT_DIR / "bento"
-# what a bento carries besides bento/service.py, so that it runs from its own requirements anywhere
-CARRIED = ("fairway", "feature_repo", "usecases")
 
 
 def bentoml_environment() -> None:

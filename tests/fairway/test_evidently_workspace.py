@@ -9,9 +9,11 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pytest
+from evidently.core.report import Snapshot
 
 from fairway import evidently_workspace as ew
 from fairway import monitoring, settings
+from fairway.fairness import group_mask
 from tests.datasets import credit_portfolio
 from tests.evidently_ui import dashboard, evidently_ui, panel_series, projects
 
@@ -37,8 +39,6 @@ def _expected(usecase, attributes: pd.DataFrame, decisions: pd.Series) -> dict[s
     expected = {"all": float(declined.mean())}
     for attr in usecase.protected_attributes:
         for group, spec in attr.groups.items():
-            from fairway.fairness import group_mask
-
             expected[f"{attr.feature}={group}"] = float(declined[group_mask(attributes, attr.feature, spec)].mean())
     return expected
 
@@ -50,8 +50,6 @@ def _month(usecase, tmp_path, month: str, shift: float, seed: int) -> dict:
     current["income"] *= 1 - shift
     labels = ew.run_labels(usecase, month, "3", ew.DRIFT)
     result = monitoring.drift_report(usecase, reference, current, tmp_path / month, labels)
-    from evidently.core.report import Snapshot
-
     attributes = _attributes(600, seed)
     decisions = _decisions(attributes, seed)
     declines = ew.declines_report(usecase, decisions, attributes, ew.run_labels(usecase, month, "3", ew.DECLINES))
